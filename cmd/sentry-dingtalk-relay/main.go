@@ -1,0 +1,108 @@
+// Command sentry-dingtalk-relay turns Sentry webhooks into DingTalk robot
+// cards.
+//
+//	sentry-dingtalk-relay [serve]                 run the relay
+//	sentry-dingtalk-relay test                    send a test card to every robot
+//	sentry-dingtalk-relay render [--resource R] [--template F] FILE
+//	                                              print the DingTalk JSON of a Sentry payload
+//	sentry-dingtalk-relay smoke --dsn DSN         send a uniquely titled error to Sentry
+//	sentry-dingtalk-relay deadletters list|replay [ID...|--all] [--robot NAME]
+//	sentry-dingtalk-relay schema [--webhook-url URL]
+//	                                              print the Sentry integration schema
+//	sentry-dingtalk-relay version
+//
+// Configuration comes from the environment (see README).
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	// Cards show local times; the zone database is compiled in so the
+	// distroless image needs no OS files.
+	_ "time/tzdata"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
+}
+
+// run executes a subcommand and returns the exit status.
+func run(args, environ []string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch cmd {
+	case "serve":
+		err = serve(ctx, args, environ, stderr)
+	case "test":
+		err = testRobots(ctx, args, environ, stdout)
+	case "render":
+		err = render(args, environ, stdout, stderr)
+	case "smoke":
+		err = smoke(ctx, args, stdout)
+	case "deadletters":
+		err = deadLetters(ctx, args, environ, stdout)
+	case "schema":
+		err = schema(args, stdout)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, versionString())
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if err != nil {
+		if err != errSilent {
+			fmt.Fprintln(stderr, "sentry-dingtalk-relay:", err)
+		}
+		return 1
+	}
+	return 0
+}
+
+// errSilent fails a command that already printed why.
+var errSilent = fmt.Errorf("failed")
+
+const usage = `usage: sentry-dingtalk-relay [command]
+
+commands:
+  serve                  run the relay (the default)
+  test                   send a test card to every configured robot
+  render [--resource R] [--template FILE] PAYLOAD
+                         print the DingTalk JSON a saved Sentry payload produces
+  smoke --dsn DSN        send a uniquely titled error event to Sentry
+  deadletters list       list alerts that could not be delivered
+  deadletters replay [ID...|--all] [--robot NAME]
+                         queue dead letters again
+  schema [--webhook-url URL]
+                         print the Sentry integration schema (alert-rule action)
+  version                print the version
+
+Configuration is read from the environment; see the README.
+`
+
+func versionString() string {
+	v := version
+	if info, ok := debug.ReadBuildInfo(); ok && v == "dev" {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += "+" + s.Value[:12]
+			}
+		}
+	}
+	return "sentry-dingtalk-relay " + v
+}

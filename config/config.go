@@ -1,0 +1,353 @@
+// Package config reads the relay's configuration from the environment and
+// the optional routes file, and validates it: bad configuration stops
+// start-up with one line naming the variable (and line) at fault. Secrets
+// never appear in its errors beyond their last 4 characters.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
+)
+
+// Env is the relay's environment. Every secret can also come from a file
+// named by the variable with _FILE appended.
+type Env struct {
+	Tokens           string `env:"DINGTALK_TOKENS"`
+	TokensFile       string `env:"DINGTALK_TOKENS_FILE,file"`
+	Secrets          string `env:"DINGTALK_SECRETS"`
+	SecretsFile      string `env:"DINGTALK_SECRETS_FILE,file"`
+	Keyword          string `env:"DINGTALK_KEYWORD"`
+	AtMobiles        string `env:"DINGTALK_AT_MOBILES"`
+	AtAll            bool   `env:"DINGTALK_AT_ALL" envDefault:"false"`
+	APIURL           string `env:"DINGTALK_API_URL" envDefault:"https://oapi.dingtalk.com/robot/send"`
+	ClientSecret     string `env:"SENTRY_CLIENT_SECRET"`
+	ClientSecretFile string `env:"SENTRY_CLIENT_SECRET_FILE,file"`
+	SentryURL        string `env:"SENTRY_URL"`
+	WebhookToken     string `env:"RELAY_WEBHOOK_TOKEN"`
+	WebhookTokenFile string `env:"RELAY_WEBHOOK_TOKEN_FILE,file"`
+
+	Addr            string        `env:"RELAY_ADDR" envDefault:":8080"`
+	DataDir         string        `env:"RELAY_DATA_DIR" envDefault:"./data"`
+	RatePerMinute   int           `env:"RELAY_RATE_PER_MINUTE" envDefault:"18"`
+	MaxBodyBytes    int64         `env:"RELAY_MAX_BODY_BYTES" envDefault:"10485760"`
+	Language        string        `env:"RELAY_LANGUAGE" envDefault:"zh-CN"`
+	RoutesFile      string        `env:"RELAY_ROUTES_FILE"`
+	TemplateFile    string        `env:"RELAY_TEMPLATE_FILE"`
+	Timezone        string        `env:"RELAY_TIMEZONE" envDefault:"Asia/Shanghai"`
+	MaxAge          time.Duration `env:"RELAY_MAX_AGE" envDefault:"24h"`
+	DedupeWindow    time.Duration `env:"RELAY_DEDUPE_WINDOW" envDefault:"30m"`
+	ShutdownTimeout time.Duration `env:"RELAY_SHUTDOWN_TIMEOUT" envDefault:"15s"`
+
+	SentryDSN string `env:"SENTRY_DSN"`
+	LogLevel  string `env:"LOG_LEVEL" envDefault:"info"`
+	LogFormat string `env:"LOG_FORMAT" envDefault:"json"`
+}
+
+// Config is the validated configuration.
+type Config struct {
+	Env
+	// Robots are the robots of DINGTALK_TOKENS (robot-1, robot-2...) then
+	// those of the routes file.
+	Robots []Robot
+	// Routes are the routes of the routes file, or the implicit "default"
+	// route to every robot of DINGTALK_TOKENS with DINGTALK_AT_MOBILES.
+	Routes []Route
+	// Zone is RELAY_TIMEZONE loaded.
+	Zone *time.Location
+}
+
+// Robot is a DingTalk robot.
+type Robot struct {
+	// Name is robot-N for line N of DINGTALK_TOKENS, the routes file's
+	// name otherwise.
+	Name string
+	// Token is the access token; URL the send endpoint without query.
+	Token, URL string
+	// Secret is the SEC signing secret, "" for none.
+	Secret string
+	// Keyword overrides DINGTALK_KEYWORD for this robot.
+	Keyword string
+	// Type is the message type, "" for the default (markdown).
+	Type string
+	// Line is the robot's line in DINGTALK_TOKENS, 0 for routes-file robots.
+	Line int
+}
+
+// Route sends matching alerts to robots.
+type Route struct {
+	Name     string
+	Match    *Match
+	Robots   []string
+	Mentions Mentions
+	Type     string
+	Continue bool
+}
+
+// Match lists globs of project, environment, level and resource.
+type Match struct {
+	Projects, Environments, Levels, Resources []string
+}
+
+// Mentions are who a route @-mentions, and for which levels.
+type Mentions struct {
+	Mobiles, UserIDs, Levels []string
+	All                      bool
+}
+
+// Load reads and validates the configuration from environ (as os.Environ
+// returns it).
+func Load(environ []string) (*Config, error) {
+	vars := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			vars[k] = v
+		}
+	}
+	var e Env
+	if err := env.ParseWithOptions(&e, env.Options{Environment: vars}); err != nil {
+		return nil, envError(err)
+	}
+	c := &Config{Env: e}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Config) validate() error {
+	for _, p := range []struct {
+		name       string
+		value, alt *string
+	}{
+		{"DINGTALK_TOKENS", &c.Tokens, &c.TokensFile},
+		{"DINGTALK_SECRETS", &c.Secrets, &c.SecretsFile},
+		{"SENTRY_CLIENT_SECRET", &c.ClientSecret, &c.ClientSecretFile},
+		{"RELAY_WEBHOOK_TOKEN", &c.WebhookToken, &c.WebhookTokenFile},
+	} {
+		if *p.value != "" && *p.alt != "" {
+			return fmt.Errorf("%s and %s_FILE are both set: use one", p.name, p.name)
+		}
+		if *p.alt != "" {
+			*p.value = *p.alt
+		}
+		*p.value = strings.TrimSpace(*p.value)
+	}
+	if err := httpURL("DINGTALK_API_URL", c.APIURL, true); err != nil {
+		return err
+	}
+	if err := httpURL("SENTRY_URL", c.SentryURL, false); err != nil {
+		return err
+	}
+	switch {
+	case c.RatePerMinute < 1:
+		return fmt.Errorf("RELAY_RATE_PER_MINUTE: %d must be at least 1", c.RatePerMinute)
+	case c.RatePerMinute > 20:
+		return fmt.Errorf("RELAY_RATE_PER_MINUTE: %d is above DingTalk's limit of 20 messages a minute, past which it blocks the robot for 10 minutes", c.RatePerMinute)
+	case c.MaxBodyBytes < 1024:
+		return fmt.Errorf("RELAY_MAX_BODY_BYTES: %d is too small for any Sentry webhook (at least 1024)", c.MaxBodyBytes)
+	case c.Language != formatter.LangZH && c.Language != formatter.LangEN:
+		return fmt.Errorf("RELAY_LANGUAGE: %q is not supported: use zh-CN or en", c.Language)
+	case c.MaxAge < time.Minute:
+		return fmt.Errorf("RELAY_MAX_AGE: %s is too short (at least 1m)", c.MaxAge)
+	case c.DedupeWindow < 0:
+		return fmt.Errorf("RELAY_DEDUPE_WINDOW: %s must not be negative", c.DedupeWindow)
+	case c.ShutdownTimeout < time.Second:
+		return fmt.Errorf("RELAY_SHUTDOWN_TIMEOUT: %s is too short (at least 1s)", c.ShutdownTimeout)
+	case c.DataDir == "":
+		return errors.New("RELAY_DATA_DIR must not be empty")
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "warning", "error":
+	default:
+		return fmt.Errorf("LOG_LEVEL: %q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		return fmt.Errorf("LOG_FORMAT: %q is not json or text", c.LogFormat)
+	}
+	zone, err := time.LoadLocation(c.Timezone)
+	if err != nil {
+		return fmt.Errorf("RELAY_TIMEZONE: unknown time zone %q", c.Timezone)
+	}
+	c.Zone = zone
+	robots, err := envRobots(c.Tokens, c.Secrets, c.APIURL)
+	if err != nil {
+		return err
+	}
+	c.Robots = robots
+	mobiles := splitList(c.AtMobiles)
+	for i, m := range mobiles {
+		if !formatter.ValidMobile(m) {
+			return fmt.Errorf("DINGTALK_AT_MOBILES entry %d: %q is not a mobile number (digits, optionally +country-number)", i+1, m)
+		}
+	}
+	if c.RoutesFile == "" {
+		names := make([]string, len(robots))
+		for i, r := range robots {
+			names[i] = r.Name
+		}
+		c.Routes = []Route{{Name: "default", Robots: names, Mentions: Mentions{Mobiles: mobiles, All: c.AtAll}}}
+		return nil
+	}
+	return c.loadRoutes()
+}
+
+// envRobots pairs DINGTALK_TOKENS with DINGTALK_SECRETS line by line.
+func envRobots(tokens, secrets, apiURL string) ([]Robot, error) {
+	if tokens == "" {
+		if secrets != "" {
+			return nil, errors.New("DINGTALK_SECRETS is set but DINGTALK_TOKENS is not: each secret belongs to the token on the same line")
+		}
+		return nil, nil
+	}
+	tl := lines(tokens)
+	sl := lines(secrets)
+	if secrets == "" {
+		sl = nil
+	}
+	if len(sl) > len(tl) {
+		return nil, fmt.Errorf("DINGTALK_SECRETS has %d lines but DINGTALK_TOKENS has %d: each secret belongs to the token on the same line (use - for a robot without one)", len(sl), len(tl))
+	}
+	var robots []Robot
+	seen := map[string]int{}
+	for i, t := range tl {
+		n := i + 1
+		if t == "" {
+			return nil, fmt.Errorf("DINGTALK_TOKENS line %d is empty: every line is one robot's token or webhook URL", n)
+		}
+		token, endpoint, err := ParseToken(t, apiURL)
+		if err != nil {
+			return nil, fmt.Errorf("DINGTALK_TOKENS line %d: %w", n, err)
+		}
+		if prev, dup := seen[token]; dup {
+			return nil, fmt.Errorf("DINGTALK_TOKENS line %d: same robot as line %d", n, prev)
+		}
+		seen[token] = n
+		r := Robot{Name: "robot-" + strconv.Itoa(n), Token: token, URL: endpoint, Line: n}
+		if i < len(sl) && sl[i] != "-" && sl[i] != "" {
+			if err := ValidSecret(sl[i]); err != nil {
+				return nil, fmt.Errorf("DINGTALK_SECRETS line %d: %w", n, err)
+			}
+			r.Secret = sl[i]
+		}
+		robots = append(robots, r)
+	}
+	return robots, nil
+}
+
+// lines splits a list given one per line; a single line may hold a
+// comma-separated list instead.
+func lines(s string) []string {
+	s = strings.TrimSpace(strings.ReplaceAll(s, "\r\n", "\n"))
+	if s == "" {
+		return nil
+	}
+	var parts []string
+	if strings.Contains(s, "\n") {
+		parts = strings.Split(s, "\n")
+	} else {
+		parts = strings.Split(s, ",")
+	}
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	return parts
+}
+
+var tokenRE = regexp.MustCompile(`^[A-Za-z0-9_-]{8,128}$`)
+
+// ParseToken accepts a bare access token or a full robot webhook URL
+// (https://oapi.dingtalk.com/robot/send?access_token=...) and returns the
+// token and the send endpoint.
+func ParseToken(s, apiURL string) (token, endpoint string, err error) {
+	if strings.Contains(s, "://") {
+		u, perr := url.Parse(s)
+		if perr != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return "", "", fmt.Errorf("%q is not a robot webhook URL", mask(s))
+		}
+		token = u.Query().Get("access_token")
+		if token == "" {
+			return "", "", errors.New("the webhook URL has no access_token")
+		}
+		if !tokenRE.MatchString(token) {
+			return "", "", fmt.Errorf("access_token %q is not a DingTalk access token", mask(token))
+		}
+		u.RawQuery, u.Fragment = "", ""
+		return token, u.String(), nil
+	}
+	if !tokenRE.MatchString(s) {
+		return "", "", fmt.Errorf("%q is neither an access token nor a robot webhook URL", mask(s))
+	}
+	return s, apiURL, nil
+}
+
+var secretRE = regexp.MustCompile(`^SEC[A-Za-z0-9]{8,}$`)
+
+// ValidSecret checks the form of a robot's SEC signing secret.
+func ValidSecret(s string) error {
+	if !secretRE.MatchString(s) {
+		return fmt.Errorf("%q is not a SEC secret (it starts with SEC; use - for a robot without one)", mask(s))
+	}
+	return nil
+}
+
+// mask shows the last 4 characters of a secret value at most.
+func mask(s string) string {
+	if len(s) <= 4 {
+		return s
+	}
+	return "…" + s[len(s)-4:]
+}
+
+func httpURL(name, s string, required bool) error {
+	if s == "" {
+		if required {
+			return fmt.Errorf("%s must not be empty", name)
+		}
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%s: %q is not an http(s) URL", name, s)
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' || r == '，' })
+}
+
+// envError names the variable a parse error is about.
+func envError(err error) error {
+	var agg env.AggregateError
+	if errors.As(err, &agg) && len(agg.Errors) > 0 {
+		err = agg.Errors[0]
+	}
+	var pe env.ParseError
+	if errors.As(err, &pe) {
+		name := pe.Name
+		if f, ok := reflect.TypeFor[Env]().FieldByName(pe.Name); ok {
+			name, _, _ = strings.Cut(f.Tag.Get("env"), ",")
+		}
+		var ne *strconv.NumError
+		if errors.As(pe.Err, &ne) {
+			return fmt.Errorf("%s: %q is not a valid %s", name, ne.Num, pe.Type)
+		}
+		return fmt.Errorf("%s: %v", name, pe.Err)
+	}
+	var fe env.LoadFileContentError
+	if errors.As(err, &fe) {
+		// fe.Err names the file; file contents never appear in it.
+		return fmt.Errorf("%s: %v", fe.Key, fe.Err)
+	}
+	return err
+}

@@ -1,0 +1,454 @@
+// Package dispatch delivers queued alerts to DingTalk robots: one worker per
+// robot takes what waits when the robot's send budget allows, sends it as
+// one card or one digest, and decides from DingTalk's answer whether the
+// alerts are done, retried later, held while the robot is parked, or given
+// up on as dead letters. It never parses Sentry payloads.
+package dispatch
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dingtalk"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/metrics"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/queue"
+)
+
+// Store is the queue the dispatcher drains.
+type Store interface {
+	Pending(ctx context.Context, robot string, max int) ([]queue.Delivery, error)
+	Ack(ctx context.Context, robot string, ids []string) error
+	Bury(ctx context.Context, robot string, ids []string, reason string) error
+	Depth(robot string) int
+}
+
+// Limiter keeps robots within DingTalk's send rate.
+type Limiter interface {
+	// Take records a send if one is allowed now, else says how long to wait.
+	Take(ctx context.Context, robot string) (time.Duration, error)
+	// Park stops sends to robot until the given time.
+	Park(ctx context.Context, robot string, until time.Time) error
+}
+
+// Notifier sends a message to a robot. retry reports whether sending the
+// same message later may succeed; the dispatcher owns all retrying.
+type Notifier interface {
+	Notify(ctx context.Context, robot dingtalk.Robot, msg formatter.Message) (retry bool, err error)
+}
+
+// Robot is a robot the dispatcher delivers to.
+type Robot struct {
+	dingtalk.Robot
+	// Key is the robot's queue name.
+	Key string
+	// Renderer renders the robot's cards (its keyword, message type).
+	Renderer *formatter.Renderer
+	// Notifier sends to the robot.
+	Notifier Notifier
+}
+
+// Config are the dispatcher's settings and dependencies.
+type Config struct {
+	Store   Store
+	Limiter Limiter
+	Metrics *metrics.Metrics
+	Log     *slog.Logger
+	// MaxAge is how long a delivery may wait before it becomes a dead letter.
+	MaxAge time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Rand returns a number in [0,1) for backoff jitter; nil means math/rand.
+	Rand func() float64
+	// Poll is how often a worker looks at its queue without being woken;
+	// 0 means only when woken (the store is local and wakes it).
+	Poll time.Duration
+}
+
+// Delivery timing.
+const (
+	// ParkFor is how long DingTalk throttles a robot after 130101.
+	ParkFor = 10 * time.Minute
+	// ConfigRetry is how often a robot with a configuration error is tried.
+	ConfigRetry = 3 * time.Minute
+	backoffBase = time.Second
+	backoffCap  = 5 * time.Minute
+	// maxBatch bounds how many waiting deliveries one pass reads; a digest
+	// carries what fits in one message of them.
+	maxBatch = 5000
+	// storeRetry is the pause after the store failed.
+	storeRetry = 5 * time.Second
+)
+
+// Dispatcher runs one worker per robot.
+type Dispatcher struct {
+	cfg     Config
+	workers map[string]*worker
+}
+
+// New returns a dispatcher for the robots.
+func New(cfg Config, robots []Robot) *Dispatcher {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Float64
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	d := &Dispatcher{cfg: cfg, workers: map[string]*worker{}}
+	for _, r := range robots {
+		d.workers[r.Key] = &worker{
+			Config: &d.cfg, robot: r, wake: make(chan struct{}, 1),
+			log: cfg.Log.With("robot", r.Name),
+		}
+	}
+	return d
+}
+
+// Wake tells the worker of robot key that new deliveries wait.
+func (d *Dispatcher) Wake(key string) {
+	if w, ok := d.workers[key]; ok {
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Run delivers until ctx is cancelled, then lets sends in progress finish
+// (each is bounded by the HTTP client's timeout) and returns.
+func (d *Dispatcher) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, w := range d.workers {
+		wg.Go(func() { w.run(ctx) })
+	}
+	wg.Wait()
+}
+
+// batch is the message a worker is trying to deliver.
+type batch struct {
+	deliveries []queue.Delivery
+	msg        formatter.Message
+	digest     bool
+	minimal    bool
+}
+
+func (b *batch) ids() []string {
+	ids := make([]string, len(b.deliveries))
+	for i, d := range b.deliveries {
+		ids[i] = d.ID
+	}
+	return ids
+}
+
+func (b *batch) oldest() time.Time {
+	t := b.deliveries[0].Accepted
+	for _, d := range b.deliveries {
+		if d.Accepted.Before(t) {
+			t = d.Accepted
+		}
+	}
+	return t
+}
+
+type worker struct {
+	*Config
+	robot Robot
+	wake  chan struct{}
+	log   *slog.Logger
+
+	inflight  *batch    // kept across transient failures: same body, same msgUuid
+	notBefore time.Time // backoff or configuration-error pause
+	attempts  int
+	waiting   bool   // already counted as rate limited
+	lastErr   string // last failure logged, to log each kind once
+}
+
+// idle means "until woken" (or the next poll).
+const idle = -1
+
+func (w *worker) run(ctx context.Context) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.wake:
+		case <-timer.C:
+		}
+		delay := w.step(ctx)
+		if delay == idle {
+			delay = w.Poll
+			if delay == 0 {
+				delay = time.Hour
+			}
+		}
+		timer.Reset(delay)
+	}
+}
+
+// step does the next thing the robot needs and returns when to step again.
+func (w *worker) step(ctx context.Context) time.Duration {
+	now := w.Now()
+	if now.Before(w.notBefore) {
+		return w.notBefore.Sub(now)
+	}
+	if w.inflight != nil && now.Sub(w.inflight.oldest()) > w.MaxAge {
+		// Recompose: the expired deliveries become dead letters.
+		w.inflight = nil
+	}
+	if w.inflight == nil && w.Store.Depth(w.robot.Key) == 0 {
+		return idle
+	}
+	wait, err := w.Limiter.Take(ctx, w.robot.Key)
+	if err != nil {
+		w.log.Error("rate limiter failed", "err", err)
+		return storeRetry
+	}
+	if wait > 0 {
+		if !w.waiting && w.Metrics != nil {
+			w.Metrics.RateLimited.WithLabelValues(w.robot.Name).Inc()
+		}
+		w.waiting = true
+		return wait
+	}
+	w.waiting = false
+	if w.inflight == nil {
+		b, err := w.compose(ctx, now)
+		if err != nil {
+			w.log.Error("reading the queue failed", "err", err)
+			return storeRetry
+		}
+		if b == nil {
+			return idle
+		}
+		w.inflight = b
+	}
+	return w.send(ctx)
+}
+
+// compose reads what waits, buries what is too old, and renders the next
+// message: the full card of a lone alert, else a digest of as much as fits.
+func (w *worker) compose(ctx context.Context, now time.Time) (*batch, error) {
+	ds, err := w.Store.Pending(ctx, w.robot.Key, maxBatch)
+	if err != nil {
+		return nil, err
+	}
+	var live []queue.Delivery
+	var expired []string
+	for _, d := range ds {
+		if now.Sub(d.Accepted) > w.MaxAge {
+			expired = append(expired, d.ID)
+		} else {
+			live = append(live, d)
+		}
+	}
+	if len(expired) > 0 {
+		reason := "not delivered within " + w.MaxAge.String()
+		if w.lastErr != "" {
+			reason += "; last error: " + w.lastErr
+		}
+		w.bury(ctx, expired, "expired", reason)
+	}
+	switch len(live) {
+	case 0:
+		return nil, nil
+	case 1:
+		d := live[0]
+		r := *w.robot.Renderer
+		if d.Type != "" {
+			r.Type = d.Type
+		}
+		msg, err := r.Card(d.Alert, d.Mentions)
+		if err != nil {
+			w.log.Error("card template failed; sending the built-in card", "err", err, "alert", d.AlertID)
+			r.Template = nil
+			msg, _ = r.Card(d.Alert, d.Mentions)
+		}
+		return &batch{deliveries: live, msg: msg}, nil
+	}
+	items := make([]formatter.Item, len(live))
+	for i, d := range live {
+		items[i] = formatter.Item{Alert: d.Alert, Mentions: d.Mentions}
+	}
+	msg, covered := w.robot.Renderer.Digest(items, false)
+	b := &batch{msg: msg, digest: true}
+	for _, i := range covered {
+		b.deliveries = append(b.deliveries, live[i])
+	}
+	return b, nil
+}
+
+// minimal re-renders a batch without anything DingTalk's content checks
+// could refuse.
+func (w *worker) minimal(b *batch) *batch {
+	m := &batch{deliveries: b.deliveries, digest: b.digest, minimal: true}
+	if len(b.deliveries) == 1 {
+		d := b.deliveries[0]
+		m.msg = w.robot.Renderer.Minimal(d.Alert, d.Mentions)
+		return m
+	}
+	items := make([]formatter.Item, len(b.deliveries))
+	for i, d := range b.deliveries {
+		items[i] = formatter.Item{Alert: d.Alert, Mentions: d.Mentions}
+	}
+	// Plain lines are shorter than linked ones, so everything still fits.
+	m.msg, _ = w.robot.Renderer.Digest(items, true)
+	return m
+}
+
+func (w *worker) send(ctx context.Context) time.Duration {
+	b := w.inflight
+	msg := b.msg
+	msg.MsgUUID = msgUUID(w.robot.Key, b)
+	// A send in progress finishes even during shutdown: the HTTP client's
+	// timeout bounds it, and abandoning it would only cause a re-send.
+	retry, err := w.robot.Notifier.Notify(context.WithoutCancel(ctx), w.robot.Robot, msg)
+	now := w.Now()
+	w.count(err)
+	if err == nil {
+		if ackErr := w.Store.Ack(ctx, w.robot.Key, b.ids()); ackErr != nil {
+			// Delivered but still queued: it will be sent again, and the
+			// msgUuid makes DingTalk drop the copy.
+			w.log.Error("removing delivered alerts from the queue failed", "err", ackErr)
+		}
+		if w.Metrics != nil {
+			for _, d := range b.deliveries {
+				w.Metrics.DeliveryLatency.Observe(now.Sub(d.Accepted).Seconds())
+			}
+			if b.digest {
+				w.Metrics.DigestAlerts.WithLabelValues(w.robot.Name).Add(float64(len(b.deliveries)))
+			}
+		}
+		if w.lastErr != "" {
+			w.log.Info("robot delivers again", "alerts", len(b.deliveries))
+		}
+		w.log.Debug("delivered", "alerts", len(b.deliveries), "digest", b.digest, "minimal", b.minimal)
+		w.inflight, w.attempts, w.lastErr = nil, 0, ""
+		return 0
+	}
+
+	class := dingtalk.ClassTransient
+	var de *dingtalk.Error
+	if errors.As(err, &de) {
+		class = de.Class
+	} else if !retry {
+		class = dingtalk.ClassContent
+	}
+	hint := dingtalk.Hint(err, w.robot.Robot)
+	switch class {
+	case dingtalk.ClassRateLimited:
+		until := now.Add(ParkFor)
+		if perr := w.Limiter.Park(ctx, w.robot.Key, until); perr != nil {
+			w.log.Error("parking the robot failed", "err", perr)
+		}
+		w.logOnce(slog.LevelWarn, "DingTalk throttled the robot; parked for 10 minutes, waiting alerts go out as a digest after", err, hint)
+		// Refused, not delivered: recompose later with everything waiting.
+		w.inflight = nil
+		w.notBefore = until
+		return ParkFor
+	case dingtalk.ClassConfig:
+		w.logOnce(slog.LevelError, "DingTalk refused the robot; alerts are kept and retried every few minutes", err, hint)
+		w.inflight = nil
+		w.notBefore = now.Add(ConfigRetry)
+		return ConfigRetry
+	case dingtalk.ClassContent:
+		if !b.minimal {
+			w.log.Warn("DingTalk refused the message content; sending a minimal card", "err", err)
+			w.inflight = w.minimal(b)
+			return 0
+		}
+		w.log.Error("DingTalk refused the minimal card too; the alerts become dead letters", "err", err, "alerts", len(b.deliveries))
+		w.bury(ctx, b.ids(), "content", "DingTalk refused the content: "+err.Error())
+		w.inflight = nil
+		return 0
+	}
+	w.attempts++
+	delay := w.backoff(w.attempts)
+	w.logOnce(slog.LevelWarn, "sending failed; retrying with backoff", err, hint, "attempt", w.attempts, "retry_in", delay.Round(time.Millisecond).String())
+	w.notBefore = now.Add(delay)
+	return delay
+}
+
+// backoff is exponential with full jitter: uniform between 1 s and
+// min(5 min, 1 s·2^attempt).
+func (w *worker) backoff(attempt int) time.Duration {
+	ceil := backoffCap
+	if attempt < 20 {
+		ceil = min(backoffCap, backoffBase<<attempt)
+	}
+	return backoffBase + time.Duration(w.Rand()*float64(ceil-backoffBase))
+}
+
+func (w *worker) bury(ctx context.Context, ids []string, kind, reason string) {
+	if err := w.Store.Bury(ctx, w.robot.Key, ids, reason); err != nil {
+		w.log.Error("moving alerts to dead letters failed", "err", err)
+		return
+	}
+	w.log.Warn("alerts became dead letters", "count", len(ids), "reason", reason)
+	if w.Metrics != nil {
+		w.Metrics.DeadLetters.WithLabelValues(w.robot.Name, kind).Add(float64(len(ids)))
+	}
+}
+
+// logOnce logs a failure at level the first time it happens in a row, and
+// at debug level while it repeats.
+func (w *worker) logOnce(level slog.Level, msg string, err error, hint string, args ...any) {
+	text := err.Error()
+	if text == w.lastErr {
+		level = slog.LevelDebug
+	}
+	w.lastErr = text
+	w.log.Log(context.Background(), level, msg, append([]any{"err", err, "fix", hint}, args...)...)
+}
+
+func (w *worker) count(err error) {
+	if w.Metrics == nil {
+		return
+	}
+	outcome, code := "ok", "0"
+	if err != nil {
+		outcome, code = dingtalk.ClassTransient.String(), ""
+		var de *dingtalk.Error
+		if errors.As(err, &de) {
+			outcome = de.Class.String()
+			if de.Code != 0 {
+				code = strconv.Itoa(de.Code)
+			} else if de.Status != 0 {
+				code = "http_" + strconv.Itoa(de.Status)
+			}
+		}
+		if code == "" {
+			code = "network"
+		}
+	}
+	w.Metrics.DingTalkRequests.WithLabelValues(w.robot.Name, outcome, code).Inc()
+}
+
+// msgUUID derives the message's idempotency key from the robot and the
+// alerts it carries, so DingTalk drops a re-sent copy of a message that
+// arrived although its answer was lost.
+func msgUUID(robotKey string, b *batch) string {
+	h := sha256.New()
+	h.Write([]byte(robotKey))
+	for _, d := range b.deliveries {
+		h.Write([]byte{0})
+		h.Write([]byte(d.AlertID))
+	}
+	if b.minimal {
+		h.Write([]byte("minimal"))
+	}
+	s := hex.EncodeToString(h.Sum(nil)[:16])
+	return strings.Join([]string{s[:8], s[8:12], s[12:16], s[16:20], s[20:]}, "-")
+}

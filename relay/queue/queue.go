@@ -1,0 +1,87 @@
+// Package queue stores accepted alerts durably until every robot they go to
+// has taken them, and keeps what could not be delivered as dead letters.
+package queue
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"time"
+
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
+)
+
+// Submission is one accepted alert and the robots it goes to.
+type Submission struct {
+	// AlertID identifies the alert; NewID makes one.
+	AlertID string
+	// DedupeKey identifies the Sentry delivery; a submission whose key was
+	// seen within the dedupe window is not stored. "" disables the check.
+	DedupeKey string
+	Alert     formatter.Alert
+	Targets   []Target
+	Accepted  time.Time
+}
+
+// Target is one robot an alert goes to, with the mentions its route chose.
+type Target struct {
+	Robot    string
+	Mentions formatter.Mentions
+	// Type overrides the robot's message type ("" keeps it).
+	Type string
+}
+
+// Delivery is one alert waiting for one robot.
+type Delivery struct {
+	// ID identifies the delivery within its robot's queue; IDs of one robot
+	// sort in the order the deliveries were queued.
+	ID       string             `json:"id"`
+	AlertID  string             `json:"alert_id"`
+	Robot    string             `json:"robot"`
+	Alert    formatter.Alert    `json:"alert"`
+	Mentions formatter.Mentions `json:"mentions,omitempty"`
+	Type     string             `json:"type,omitempty"`
+	Accepted time.Time          `json:"accepted"`
+}
+
+// DeadLetter is a delivery given up on, kept so it can be listed and replayed.
+type DeadLetter struct {
+	ID       string   `json:"id"`
+	Delivery Delivery `json:"delivery"`
+	Reason   string   `json:"reason"`
+	// Buried is when the delivery became a dead letter.
+	Buried time.Time `json:"buried"`
+}
+
+// ErrClosed is returned by a store that is shutting down.
+var ErrClosed = errors.New("queue: store closed")
+
+// ErrNotFound is returned when a dead letter to replay does not exist.
+var ErrNotFound = errors.New("queue: no such dead letter")
+
+// NewID returns a new alert ID: 32 hex digits, roughly time-ordered so IDs
+// of alerts accepted later sort later.
+func NewID(now time.Time) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixMilli())<<16)
+	if _, err := rand.Read(b[6:]); err != nil {
+		panic("queue: crypto/rand failed: " + err.Error())
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// RobotKey is the queue name of a robot: derived from its token, so queued
+// alerts follow the robot when DINGTALK_TOKENS is reordered, and revealing
+// nothing of the token.
+func RobotKey(token string) string {
+	sum := sha256.Sum256([]byte("sentry-dingtalk-relay robot " + token))
+	return hex.EncodeToString(sum[:8])
+}
+
+// hashKey shortens a dedupe key to a fixed size.
+func hashKey(key string) []byte {
+	sum := sha256.Sum256([]byte(key))
+	return sum[:16]
+}
