@@ -113,6 +113,11 @@ func Load(environ []string) (*Config, error) {
 			vars[k] = v
 		}
 	}
+	for _, name := range []string{"DINGTALK_TOKENS", "DINGTALK_SECRETS", "SENTRY_CLIENT_SECRET", "RELAY_WEBHOOK_TOKEN"} {
+		if vars[name] != "" && vars[name+"_FILE"] != "" {
+			return nil, fmt.Errorf("%s and %s_FILE are both set: use one", name, name)
+		}
+	}
 	var e Env
 	if err := env.ParseWithOptions(&e, env.Options{Environment: vars}); err != nil {
 		return nil, envError(err)
@@ -125,18 +130,12 @@ func Load(environ []string) (*Config, error) {
 }
 
 func (c *Config) validate() error {
-	for _, p := range []struct {
-		name       string
-		value, alt *string
-	}{
-		{"DINGTALK_TOKENS", &c.Tokens, &c.TokensFile},
-		{"DINGTALK_SECRETS", &c.Secrets, &c.SecretsFile},
-		{"SENTRY_CLIENT_SECRET", &c.ClientSecret, &c.ClientSecretFile},
-		{"RELAY_WEBHOOK_TOKEN", &c.WebhookToken, &c.WebhookTokenFile},
+	for _, p := range []struct{ value, alt *string }{
+		{&c.Tokens, &c.TokensFile},
+		{&c.Secrets, &c.SecretsFile},
+		{&c.ClientSecret, &c.ClientSecretFile},
+		{&c.WebhookToken, &c.WebhookTokenFile},
 	} {
-		if *p.value != "" && *p.alt != "" {
-			return fmt.Errorf("%s and %s_FILE are both set: use one", p.name, p.name)
-		}
 		if *p.alt != "" {
 			*p.value = *p.alt
 		}

@@ -99,14 +99,14 @@ func Hint(err error, robot Robot) string {
 	}
 	msg := strings.ToLower(e.Message)
 	switch c := e.Code; {
+	case c == 0 && e.Status == 0:
+		return networkHint(e.Err)
 	case c == 0 && e.Status == 404:
 		return "the send URL answered 404: check DINGTALK_API_URL (https://oapi.dingtalk.com/robot/send)"
-	case c == 0 && e.Status != 0 && e.Status < 500:
-		return fmt.Sprintf("HTTP %d without a DingTalk answer: check DINGTALK_API_URL and any proxy in between", e.Status)
-	case c == 0 && e.Err != nil && e.Status == 0:
-		return networkHint(e.Err)
+	case c == 0 && e.Class == ClassTransient:
+		return fmt.Sprintf("HTTP %d without a DingTalk answer (a gateway or proxy failed): retried automatically; if it persists check DINGTALK_API_URL and HTTPS_PROXY", e.Status)
 	case c == 0:
-		return "DingTalk or a gateway in front of it failed: retried automatically"
+		return fmt.Sprintf("HTTP %d without a DingTalk answer: check DINGTALK_API_URL and any proxy in between (HTTPS_PROXY)", e.Status)
 	case c == 310000:
 		// errmsg only chooses the most useful hint; the class came from
 		// the errcode.

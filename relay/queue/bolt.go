@@ -106,7 +106,9 @@ func OpenBolt(dir string, opts BoltOptions) (*Bolt, error) {
 	}
 	b := &Bolt{
 		db: db, window: opts.DedupeWindow, now: opts.Now,
-		reqs: make(chan *enqueueReq, maxGroup), closing: make(chan struct{}), done: make(chan struct{}),
+		// Unbuffered: a submission is handed to the writer or refused,
+		// never left in a buffer nobody reads after Close.
+		reqs: make(chan *enqueueReq), closing: make(chan struct{}), done: make(chan struct{}),
 		depth: map[string]int{},
 	}
 	if b.now == nil {

@@ -64,6 +64,9 @@ const (
 	FaultBadGateway Fault = iota + 1
 	// FaultReset closes the connection without an answer.
 	FaultReset
+	// FaultLostReply handles the request (a message is accepted) and then
+	// closes the connection: the sender cannot tell it arrived.
+	FaultLostReply
 )
 
 // Limits DingTalk applies.
@@ -202,6 +205,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadGateway)
 		io.WriteString(w, "<html><body>502 Bad Gateway</body></html>")
 		return
+	case FaultLostReply:
+		s.handle(r)
+		fallthrough
 	case FaultReset:
 		if hj, ok := w.(http.Hijacker); ok {
 			if conn, _, err := hj.Hijack(); err == nil {
@@ -232,6 +238,9 @@ func (rt roundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
 		defer r.Body.Close()
 	}
 	switch rt.s.injected() {
+	case FaultLostReply:
+		rt.s.handle(r)
+		return nil, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
 	case FaultReset:
 		return nil, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
 	case FaultBadGateway:

@@ -1,0 +1,965 @@
+package charttest
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/yaml"
+)
+
+// TestCIValues renders the defaults and every ci/*-values.yaml, lints each like `helm lint
+// --strict`, strictly decodes every manifest and checks what must hold in every scenario.
+func TestCIValues(t *testing.T) {
+	cases := map[string]map[string]any{"chart defaults": nil}
+	for _, f := range ciValueFiles(t) {
+		cases[filepath.Base(f)] = valuesFile(t, f)
+	}
+	for name, vals := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			for _, m := range lintChart(vals) {
+				t.Errorf("helm lint: %s", m)
+			}
+			r := render(t, vals)
+			checkInvariants(t, r)
+		})
+	}
+}
+
+// checkInvariants holds for every supported combination of values.
+func checkInvariants(t *testing.T, r *rendered) {
+	t.Helper()
+	d := r.deployment(t)
+	pod := d.Spec.Template.Spec
+	c := r.relay(t)
+
+	// Every object carries the standard labels.
+	for _, o := range r.objects {
+		m, ok := o.(interface{ GetLabels() map[string]string })
+		if !ok {
+			continue
+		}
+		l := m.GetLabels()
+		for _, k := range []string{"app.kubernetes.io/name", "app.kubernetes.io/instance", "helm.sh/chart", "app.kubernetes.io/managed-by"} {
+			if l[k] == "" {
+				t.Errorf("%T lacks label %s", o, k)
+			}
+		}
+	}
+
+	// Pod security: non-root distroless user, no privilege, read-only root.
+	psc := pod.SecurityContext
+	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot {
+		t.Errorf("pod runAsNonRoot not true: %+v", psc)
+	} else {
+		for what, got := range map[string]*int64{"runAsUser": psc.RunAsUser, "runAsGroup": psc.RunAsGroup, "fsGroup": psc.FSGroup} {
+			if got == nil || *got != 65532 {
+				t.Errorf("pod %s = %v, want 65532", what, got)
+			}
+		}
+		if psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+			t.Errorf("pod seccompProfile = %+v, want RuntimeDefault", psc.SeccompProfile)
+		}
+	}
+	sc := c.SecurityContext
+	switch {
+	case sc == nil:
+		t.Error("container has no securityContext")
+	default:
+		if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+			t.Error("allowPrivilegeEscalation is not false")
+		}
+		if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+			t.Error("readOnlyRootFilesystem is not true")
+		}
+		if sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
+			t.Errorf("capabilities = %+v, want drop [ALL]", sc.Capabilities)
+		}
+	}
+	if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
+		t.Error("pod automountServiceAccountToken is not false")
+	}
+	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
+		t.Errorf("resources not set: %+v", c.Resources)
+	}
+
+	// The queue directory: RELAY_DATA_DIR=/data on a writable volume.
+	env := r.env(t)
+	if got := env["RELAY_DATA_DIR"].Value; got != "/data" {
+		t.Errorf("RELAY_DATA_DIR = %q, want /data", got)
+	}
+	if m := r.mount(t, "data"); m == nil || m.MountPath != "/data" || m.ReadOnly {
+		t.Errorf("data mount = %+v, want /data read-write", m)
+	}
+	if v := r.volume(t, "data"); v == nil || (v.PersistentVolumeClaim == nil && v.EmptyDir == nil) {
+		t.Errorf("data volume = %+v, want a PVC or an emptyDir", v)
+	}
+
+	// The port the relay listens on is the one probes and the Service use.
+	var httpPort int32
+	for _, p := range c.Ports {
+		if p.Name == "http" {
+			httpPort = p.ContainerPort
+		}
+	}
+	if httpPort == 0 {
+		t.Fatal("container has no port named http")
+	}
+	if got, want := env["RELAY_ADDR"].Value, ":"+itoa(httpPort); got != want {
+		t.Errorf("RELAY_ADDR = %q, want %q (the http port)", got, want)
+	}
+	for _, s := range all[*corev1.Service](r) {
+		sel := labels.SelectorFromSet(s.Spec.Selector)
+		if len(s.Spec.Selector) == 0 || !sel.Matches(labels.Set(d.Spec.Template.Labels)) {
+			t.Errorf("Service %s selector %v does not select the pod %v", s.Name, s.Spec.Selector, d.Spec.Template.Labels)
+		}
+		for _, p := range s.Spec.Ports {
+			if p.TargetPort != intstr.FromString("http") {
+				t.Errorf("Service port %s targets %v, want http", p.Name, p.TargetPort)
+			}
+		}
+	}
+	dsel, err := metav1LabelSelector(d)
+	if err != nil || !dsel.Matches(labels.Set(d.Spec.Template.Labels)) {
+		t.Errorf("Deployment selector does not match its pod labels: %v", err)
+	}
+
+	// Config changes must roll the pods.
+	if len(d.Spec.Template.Annotations["checksum/config"]) != 64 {
+		t.Errorf("checksum/config annotation = %q, want a sha256", d.Spec.Template.Annotations["checksum/config"])
+	}
+	// Without a graceful drain window longer than the relay's, the kubelet kills sends.
+	grace := pod.TerminationGracePeriodSeconds
+	if grace == nil || *grace <= 15 {
+		t.Errorf("terminationGracePeriodSeconds = %v, want > 15 (RELAY_SHUTDOWN_TIMEOUT default)", grace)
+	}
+	// bbolt mode: one pod, stopped before the next starts.
+	if _, redis := env["RELAY_REDIS_URL"]; !redis {
+		if d.Spec.Replicas == nil || *d.Spec.Replicas != 1 {
+			t.Errorf("replicas = %v without Redis, want 1", d.Spec.Replicas)
+		}
+		if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+			t.Errorf("strategy = %s without Redis, want Recreate", d.Spec.Strategy.Type)
+		}
+	}
+	if !strings.Contains(r.notes, "/sentry/webhook") {
+		t.Errorf("NOTES.txt lacks the webhook URL:\n%s", r.notes)
+	}
+}
+
+// TestDefaults checks the chart's default install in detail.
+func TestDefaults(t *testing.T) {
+	r := render(t, nil)
+	d := r.deployment(t)
+	c := r.relay(t)
+
+	if d.Name != fullname || d.Namespace != namespace {
+		t.Errorf("Deployment %s/%s, want %s/%s", d.Namespace, d.Name, namespace, fullname)
+	}
+	if got, want := c.Image, "ghcr.io/sentry-dingtalk-relay/sentry-dingtalk-relay:0.1.0"; got != want {
+		t.Errorf("image = %s, want %s (tag = appVersion)", got, want)
+	}
+	if len(c.Args) != 0 || len(c.Command) != 0 {
+		t.Errorf("command %v args %v, want the image's entrypoint and CMD (serve)", c.Command, c.Args)
+	}
+	if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType || d.Spec.Strategy.RollingUpdate != nil {
+		t.Errorf("strategy = %+v, want Recreate", d.Spec.Strategy)
+	}
+
+	// Probes.
+	checkHTTPProbe(t, "liveness", c.LivenessProbe, "/healthz")
+	checkHTTPProbe(t, "readiness", c.ReadinessProbe, "/readyz")
+	if c.StartupProbe != nil {
+		t.Errorf("startupProbe = %+v, want none by default", c.StartupProbe)
+	}
+
+	// Resources.
+	want := corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("20m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},
+	}
+	if !equalResources(c.Resources, want) {
+		t.Errorf("resources = %+v, want %+v", c.Resources, want)
+	}
+
+	// Only the variables the chart must set: the relay's defaults apply to the rest.
+	gotEnv := r.env(t)
+	if len(gotEnv) != 2 || gotEnv["RELAY_ADDR"].Value != ":8080" || gotEnv["RELAY_DATA_DIR"].Value != "/data" {
+		t.Errorf("env = %+v, want only RELAY_ADDR=:8080 and RELAY_DATA_DIR=/data", c.Env)
+	}
+	if len(all[*corev1.Secret](r)) != 0 {
+		t.Error("a Secret is rendered although no secret value is set")
+	}
+
+	// Persistence: a 1Gi RWO PVC from the default StorageClass.
+	pvcs := all[*corev1.PersistentVolumeClaim](r)
+	if len(pvcs) != 1 {
+		t.Fatalf("rendered %d PVCs, want 1", len(pvcs))
+	}
+	pvc := pvcs[0]
+	if got := pvc.Spec.Resources.Requests[corev1.ResourceStorage]; got.Cmp(resource.MustParse("1Gi")) != 0 {
+		t.Errorf("PVC size = %s, want 1Gi", got.String())
+	}
+	if !slices.Equal(pvc.Spec.AccessModes, []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}) {
+		t.Errorf("PVC accessModes = %v, want [ReadWriteOnce]", pvc.Spec.AccessModes)
+	}
+	if pvc.Spec.StorageClassName != nil {
+		t.Errorf("PVC storageClassName = %q, want unset (cluster default)", *pvc.Spec.StorageClassName)
+	}
+	if v := r.volume(t, "data"); v == nil || v.PersistentVolumeClaim == nil || v.PersistentVolumeClaim.ClaimName != pvc.Name {
+		t.Errorf("data volume = %+v, want the PVC %s", v, pvc.Name)
+	}
+
+	// Service and ServiceAccount.
+	svc := named[*corev1.Service](r, fullname)
+	if svc == nil {
+		t.Fatal("no Service")
+	}
+	if svc.Spec.Type != corev1.ServiceTypeClusterIP || len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 8080 || svc.Spec.Ports[0].Name != "http" {
+		t.Errorf("Service spec = %+v, want ClusterIP port 8080 named http", svc.Spec)
+	}
+	sa := named[*corev1.ServiceAccount](r, fullname)
+	if sa == nil || sa.AutomountServiceAccountToken == nil || *sa.AutomountServiceAccountToken {
+		t.Errorf("ServiceAccount = %+v, want %s with automountServiceAccountToken false", sa, fullname)
+	}
+	if d.Spec.Template.Spec.ServiceAccountName != fullname {
+		t.Errorf("serviceAccountName = %s, want %s", d.Spec.Template.Spec.ServiceAccountName, fullname)
+	}
+
+	// Optional objects are off by default.
+	if n := len(all[*policyv1.PodDisruptionBudget](r)) + len(all[*networkingv1.Ingress](r)) + len(all[*networkingv1.NetworkPolicy](r)) + len(r.sms); n != 0 {
+		t.Errorf("%d optional objects rendered by default, want 0", n)
+	}
+}
+
+func checkHTTPProbe(t *testing.T, what string, p *corev1.Probe, wantPath string) {
+	t.Helper()
+	if p == nil || p.HTTPGet == nil {
+		t.Errorf("%s probe = %+v, want httpGet %s", what, p, wantPath)
+		return
+	}
+	if p.HTTPGet.Path != wantPath || p.HTTPGet.Port != intstr.FromString("http") {
+		t.Errorf("%s probe = %s on %v, want %s on port http", what, p.HTTPGet.Path, p.HTTPGet.Port.String(), wantPath)
+	}
+}
+
+// TestProbeOverride checks a probe block can be replaced as a whole and switched off.
+func TestProbeOverride(t *testing.T) {
+	r := render(t, valuesFile(t, filepath.Join(chartDir, "ci", "nodeport-no-serviceaccount-values.yaml")))
+	c := r.relay(t)
+	lp := c.LivenessProbe
+	if lp == nil || lp.HTTPGet != nil || lp.TCPSocket == nil || lp.TCPSocket.Port != intstr.FromString("http") || lp.PeriodSeconds != 20 {
+		t.Errorf("liveness probe = %+v, want only tcpSocket http every 20s", lp)
+	}
+	if c.ReadinessProbe != nil {
+		t.Errorf("readiness probe = %+v, want none (disabled)", c.ReadinessProbe)
+	}
+	if got := r.deployment(t).Spec.Template.Spec.ServiceAccountName; got != "relay" {
+		t.Errorf("serviceAccountName = %s, want relay", got)
+	}
+	if n := len(all[*corev1.ServiceAccount](r)); n != 0 {
+		t.Errorf("%d ServiceAccounts rendered with serviceAccount.create=false", n)
+	}
+	svc := named[*corev1.Service](r, "rel-relay")
+	if svc == nil || svc.Spec.Type != corev1.ServiceTypeNodePort || svc.Spec.Ports[0].NodePort != 30880 {
+		t.Errorf("Service = %+v, want rel-relay NodePort 30880", svc)
+	}
+
+	full := render(t, valuesFile(t, filepath.Join(chartDir, "ci", "full-values.yaml")))
+	sp := full.relay(t).StartupProbe
+	checkHTTPProbe(t, "startup", sp, "/healthz")
+}
+
+// secretRef is where one variable is read from.
+type secretRef struct{ name, key string }
+
+// TestSecretWiring checks each secret variable is read from the right Secret and key, and
+// that the chart's Secret holds exactly the values set.
+func TestSecretWiring(t *testing.T) {
+	vars := []string{"DINGTALK_TOKENS", "DINGTALK_SECRETS", "SENTRY_CLIENT_SECRET", "RELAY_WEBHOOK_TOKEN", "SENTRY_DSN"}
+	tests := []struct {
+		name       string
+		values     string
+		want       map[string]secretRef // variable -> secret/key; others must be absent
+		wantSecret map[string]string    // chart Secret data; nil = no chart Secret
+	}{
+		{
+			name: "chart secret",
+			values: `
+dingtalk:
+  tokens: [tok-one-12345678, "https://oapi.dingtalk.com/robot/send?access_token=tok-two-12345678"]
+  secrets: [SEC12345678, "-"]
+sentry: {clientSecret: cs, webhookToken: wt, dsn: "https://k@sentry.example/1"}
+`,
+			want: map[string]secretRef{
+				"DINGTALK_TOKENS":      {fullname, "dingtalk-tokens"},
+				"DINGTALK_SECRETS":     {fullname, "dingtalk-secrets"},
+				"SENTRY_CLIENT_SECRET": {fullname, "sentry-client-secret"},
+				"RELAY_WEBHOOK_TOKEN":  {fullname, "webhook-token"},
+				"SENTRY_DSN":           {fullname, "sentry-dsn"},
+			},
+			wantSecret: map[string]string{
+				"dingtalk-tokens":      "tok-one-12345678\nhttps://oapi.dingtalk.com/robot/send?access_token=tok-two-12345678",
+				"dingtalk-secrets":     "SEC12345678\n-",
+				"sentry-client-secret": "cs",
+				"webhook-token":        "wt",
+				"sentry-dsn":           "https://k@sentry.example/1",
+			},
+		},
+		{
+			name:   "only what is set",
+			values: "dingtalk: {tokens: [tok-one-12345678]}",
+			want:   map[string]secretRef{"DINGTALK_TOKENS": {fullname, "dingtalk-tokens"}},
+			wantSecret: map[string]string{
+				"dingtalk-tokens": "tok-one-12345678",
+			},
+		},
+		{
+			name:   "existing secret, default keys",
+			values: "existingSecret: creds",
+			want: map[string]secretRef{
+				"DINGTALK_TOKENS":      {"creds", "dingtalk-tokens"},
+				"DINGTALK_SECRETS":     {"creds", "dingtalk-secrets"},
+				"SENTRY_CLIENT_SECRET": {"creds", "sentry-client-secret"},
+				"RELAY_WEBHOOK_TOKEN":  {"creds", "webhook-token"},
+				"SENTRY_DSN":           {"creds", "sentry-dsn"},
+			},
+		},
+		{
+			name: "existing secret, custom keys",
+			values: `
+existingSecret: creds
+existingSecretKeys: {dingtalkTokens: t, dingtalkSecrets: s, sentryClientSecret: c, webhookToken: w, sentryDSN: d}
+`,
+			want: map[string]secretRef{
+				"DINGTALK_TOKENS":      {"creds", "t"},
+				"DINGTALK_SECRETS":     {"creds", "s"},
+				"SENTRY_CLIENT_SECRET": {"creds", "c"},
+				"RELAY_WEBHOOK_TOKEN":  {"creds", "w"},
+				"SENTRY_DSN":           {"creds", "d"},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := render(t, parseValues(t, tt.values))
+			env := r.env(t)
+			for _, v := range vars {
+				e, ok := env[v]
+				want, wantOK := tt.want[v]
+				if ok != wantOK {
+					t.Errorf("%s present = %v, want %v", v, ok, wantOK)
+					continue
+				}
+				if !ok {
+					continue
+				}
+				ref := e.ValueFrom
+				if e.Value != "" || ref == nil || ref.SecretKeyRef == nil {
+					t.Errorf("%s = %+v, want a secretKeyRef", v, e)
+					continue
+				}
+				skr := ref.SecretKeyRef
+				if skr.Name != want.name || skr.Key != want.key || skr.Optional == nil || !*skr.Optional {
+					t.Errorf("%s from %s/%s (optional %v), want %s/%s optional", v, skr.Name, skr.Key, skr.Optional, want.name, want.key)
+				}
+			}
+			secrets := all[*corev1.Secret](r)
+			if tt.wantSecret == nil {
+				if len(secrets) != 0 {
+					t.Errorf("rendered %d Secrets, want none", len(secrets))
+				}
+				return
+			}
+			s := named[*corev1.Secret](r, fullname)
+			if s == nil {
+				t.Fatalf("no Secret %s", fullname)
+			}
+			got := map[string]string{}
+			for k, v := range s.Data {
+				got[k] = string(v)
+			}
+			if !reflect.DeepEqual(got, tt.wantSecret) {
+				t.Errorf("Secret data = %q, want %q", got, tt.wantSecret)
+			}
+		})
+	}
+}
+
+// TestExistingSecretScenario checks the ci scenario with every resource managed outside the chart.
+func TestExistingSecretScenario(t *testing.T) {
+	r := render(t, valuesFile(t, filepath.Join(chartDir, "ci", "existing-secret-values.yaml")))
+	if n := len(all[*corev1.Secret](r)) + len(all[*corev1.ConfigMap](r)) + len(all[*corev1.PersistentVolumeClaim](r)); n != 0 {
+		t.Errorf("rendered %d Secrets/ConfigMaps/PVCs, want none (all existing)", n)
+	}
+	env := r.env(t)
+	if ref := env["DINGTALK_TOKENS"].ValueFrom; ref == nil || ref.SecretKeyRef.Name != "relay-credentials" || ref.SecretKeyRef.Key != "tokens" {
+		t.Errorf("DINGTALK_TOKENS = %+v, want relay-credentials/tokens", env["DINGTALK_TOKENS"])
+	}
+	if v := r.volume(t, "data"); v == nil || v.PersistentVolumeClaim == nil || v.PersistentVolumeClaim.ClaimName != "relay-data" {
+		t.Errorf("data volume = %+v, want existing claim relay-data", v)
+	}
+	rv := r.volume(t, "routes")
+	if rv == nil || rv.Secret == nil || rv.Secret.SecretName != "relay-routes" ||
+		!reflect.DeepEqual(rv.Secret.Items, []corev1.KeyToPath{{Key: "routes.yml", Path: "routes.yaml"}}) {
+		t.Errorf("routes volume = %+v, want Secret relay-routes key routes.yml as routes.yaml", rv)
+	}
+	tv := r.volume(t, "template")
+	if tv == nil || tv.ConfigMap == nil || tv.ConfigMap.Name != "relay-card" ||
+		!reflect.DeepEqual(tv.ConfigMap.Items, []corev1.KeyToPath{{Key: "card.gotmpl", Path: "card.tmpl"}}) {
+		t.Errorf("template volume = %+v, want ConfigMap relay-card key card.gotmpl as card.tmpl", tv)
+	}
+	if env["RELAY_ROUTES_FILE"].Value != "/etc/sentry-dingtalk-relay/routes/routes.yaml" ||
+		env["RELAY_TEMPLATE_FILE"].Value != "/etc/sentry-dingtalk-relay/template/card.tmpl" {
+		t.Errorf("RELAY_ROUTES_FILE=%q RELAY_TEMPLATE_FILE=%q", env["RELAY_ROUTES_FILE"].Value, env["RELAY_TEMPLATE_FILE"].Value)
+	}
+}
+
+// TestRoutesAndTemplate checks the inline routes file and card template reach the relay intact.
+func TestRoutesAndTemplate(t *testing.T) {
+	file := filepath.Join(chartDir, "ci", "full-values.yaml")
+	vals := valuesFile(t, file)
+	r := render(t, vals)
+	const name = "dingtalk-relay" // fullnameOverride
+	env := r.env(t)
+
+	if got := env["RELAY_ROUTES_FILE"].Value; got != "/etc/sentry-dingtalk-relay/routes/routes.yaml" {
+		t.Errorf("RELAY_ROUTES_FILE = %q", got)
+	}
+	if m := r.mount(t, "routes"); m == nil || m.MountPath != "/etc/sentry-dingtalk-relay/routes" || !m.ReadOnly {
+		t.Errorf("routes mount = %+v, want read-only /etc/sentry-dingtalk-relay/routes", m)
+	}
+	rv := r.volume(t, "routes")
+	if rv == nil || rv.Secret == nil || rv.Secret.SecretName != name+"-routes" ||
+		!reflect.DeepEqual(rv.Secret.Items, []corev1.KeyToPath{{Key: "routes.yaml", Path: "routes.yaml"}}) {
+		t.Errorf("routes volume = %+v, want Secret %s-routes key routes.yaml", rv, name)
+	}
+	rs := named[*corev1.Secret](r, name+"-routes")
+	if rs == nil {
+		t.Fatal("no routes Secret")
+	}
+	var gotRoutes any
+	if err := yaml.Unmarshal(rs.Data["routes.yaml"], &gotRoutes); err != nil {
+		t.Fatalf("routes.yaml: %v", err)
+	}
+	wantRoutes := vals["routes"].(map[string]any)["config"]
+	if !reflect.DeepEqual(normalize(t, gotRoutes), normalize(t, wantRoutes)) {
+		t.Errorf("routes.yaml = %v, want %v", gotRoutes, wantRoutes)
+	}
+
+	if got := env["RELAY_TEMPLATE_FILE"].Value; got != "/etc/sentry-dingtalk-relay/template/card.tmpl" {
+		t.Errorf("RELAY_TEMPLATE_FILE = %q", got)
+	}
+	if m := r.mount(t, "template"); m == nil || m.MountPath != "/etc/sentry-dingtalk-relay/template" || !m.ReadOnly {
+		t.Errorf("template mount = %+v, want read-only /etc/sentry-dingtalk-relay/template", m)
+	}
+	cm := named[*corev1.ConfigMap](r, name+"-template")
+	if cm == nil {
+		t.Fatal("no template ConfigMap")
+	}
+	wantTmpl := vals["template"].(map[string]any)["content"].(string)
+	if got := cm.Data["card.tmpl"]; got != wantTmpl {
+		t.Errorf("card.tmpl = %q, want the template verbatim %q", got, wantTmpl)
+	}
+
+	// Without routes or template, nothing is mounted or set.
+	d := render(t, nil)
+	denv := d.env(t)
+	for _, v := range []string{"RELAY_ROUTES_FILE", "RELAY_TEMPLATE_FILE"} {
+		if _, ok := denv[v]; ok {
+			t.Errorf("%s set by default", v)
+		}
+	}
+	if d.volume(t, "routes") != nil || d.volume(t, "template") != nil {
+		t.Error("routes/template volume rendered by default")
+	}
+}
+
+// normalize round-trips through JSON so YAML-decoded and values-decoded trees compare equal.
+func normalize(t *testing.T, v any) any {
+	t.Helper()
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out any
+	if err := yaml.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestPlainEnv checks every plain setting reaches its variable, formatted as the relay parses it.
+func TestPlainEnv(t *testing.T) {
+	r := render(t, valuesFile(t, filepath.Join(chartDir, "ci", "full-values.yaml")))
+	env := r.env(t)
+	want := map[string]string{
+		"DINGTALK_KEYWORD":       "告警",
+		"DINGTALK_AT_MOBILES":    "13800000000,13900000000",
+		"DINGTALK_AT_ALL":        "true",
+		"DINGTALK_API_URL":       "https://dingtalk-gateway.internal/robot/send",
+		"SENTRY_URL":             "https://sentry.example.com",
+		"RELAY_ADDR":             ":8080",
+		"RELAY_DATA_DIR":         "/data",
+		"RELAY_RATE_PER_MINUTE":  "15",
+		"RELAY_MAX_BODY_BYTES":   "10485760", // not 1.048576e+07
+		"RELAY_LANGUAGE":         "zh-CN",
+		"RELAY_TIMEZONE":         "Asia/Shanghai",
+		"RELAY_MAX_AGE":          "12h",
+		"RELAY_DEDUPE_WINDOW":    "45m",
+		"RELAY_SHUTDOWN_TIMEOUT": "20s",
+		"LOG_LEVEL":              "debug",
+		"LOG_FORMAT":             "text",
+		"HTTPS_PROXY":            "http://proxy.example:3128",
+		"NO_PROXY":               ".svc,.cluster.local",
+	}
+	for k, v := range want {
+		if e, ok := env[k]; !ok || e.Value != v {
+			t.Errorf("%s = %q (set %v), want %q", k, e.Value, ok, v)
+		}
+	}
+	if ef := r.relay(t).EnvFrom; len(ef) != 1 || ef[0].ConfigMapRef == nil || ef[0].ConfigMapRef.Name != "relay-extra" {
+		t.Errorf("envFrom = %+v, want configMapRef relay-extra", ef)
+	}
+	c := r.relay(t)
+	if !slices.Equal(c.Args, []string{"serve"}) {
+		t.Errorf("args = %v, want [serve]", c.Args)
+	}
+	if got, want := c.Image, "ghcr.io/sentry-dingtalk-relay/sentry-dingtalk-relay:0.1.0-rc.1@sha256:0000000000000000000000000000000000000000000000000000000000000000"; got != want {
+		t.Errorf("image = %s, want %s", got, want)
+	}
+
+	// A false atAll leaves DINGTALK_AT_ALL unset; containerPort moves RELAY_ADDR with the port.
+	r2 := render(t, parseValues(t, "dingtalk: {atAll: false}\ncontainerPort: 9090"))
+	env2 := r2.env(t)
+	if _, ok := env2["DINGTALK_AT_ALL"]; ok {
+		t.Error("DINGTALK_AT_ALL set although atAll is false")
+	}
+	if env2["RELAY_ADDR"].Value != ":9090" || r2.relay(t).Ports[0].ContainerPort != 9090 {
+		t.Errorf("RELAY_ADDR = %q, port %d, want :9090", env2["RELAY_ADDR"].Value, r2.relay(t).Ports[0].ContainerPort)
+	}
+}
+
+// envTagRE finds the variables of the relay's config struct (caarlos0/env tags).
+var envTagRE = regexp.MustCompile(`env:"([A-Z0-9_]+)`)
+
+// TestEveryRelayVariableReachable guards against drift: each variable the relay reads
+// (config/config.go) must be settable from values, directly or through a Secret.
+func TestEveryRelayVariableReachable(t *testing.T) {
+	src, err := os.ReadFile("../../config/config.go")
+	if err != nil {
+		t.Fatalf("relay config source not found: %v", err)
+	}
+	reachable := map[string]bool{}
+	for _, f := range []string{"full-values.yaml", "redis-values.yaml"} {
+		for name := range render(t, valuesFile(t, filepath.Join(chartDir, "ci", f))).env(t) {
+			reachable[name] = true
+		}
+	}
+	found := 0
+	for _, m := range envTagRE.FindAllStringSubmatch(string(src), -1) {
+		name := m[1]
+		if strings.HasSuffix(name, "_FILE") && name != "RELAY_ROUTES_FILE" && name != "RELAY_TEMPLATE_FILE" {
+			continue // the NAME_FILE twins of secrets: the chart uses secretKeyRef instead
+		}
+		found++
+		if !reachable[name] {
+			t.Errorf("the relay reads %s but no chart value sets it", name)
+		}
+	}
+	if found < 20 {
+		t.Errorf("found only %d variables in config/config.go: has its tag format changed?", found)
+	}
+	if !reachable["RELAY_REDIS_URL"] {
+		t.Error("RELAY_REDIS_URL is not reachable in Redis mode")
+	}
+}
+
+// TestPersistence checks the /data volume for each storage mode.
+func TestPersistence(t *testing.T) {
+	tests := []struct {
+		name      string
+		values    string
+		wantPVC   bool
+		wantClass *string // PVC storageClassName
+		wantSize  string
+		wantClaim string // claim used by the pod, "" = emptyDir
+	}{
+		{name: "default", values: "", wantPVC: true, wantSize: "1Gi", wantClaim: fullname + "-data"},
+		{name: "class and size", values: "persistence: {storageClass: fast, size: 5Gi}", wantPVC: true, wantClass: ptr("fast"), wantSize: "5Gi", wantClaim: fullname + "-data"},
+		{name: "no class", values: `persistence: {storageClass: "-"}`, wantPVC: true, wantClass: ptr(""), wantSize: "1Gi", wantClaim: fullname + "-data"},
+		{name: "existing claim", values: "persistence: {existingClaim: mine}", wantClaim: "mine"},
+		{name: "disabled", values: "persistence: {enabled: false}"},
+		{name: "redis ignores persistence", values: "redis: {enabled: true, url: 'redis://r:6379/0'}"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := render(t, parseValues(t, tt.values))
+			pvcs := all[*corev1.PersistentVolumeClaim](r)
+			if got := len(pvcs) == 1; got != tt.wantPVC || len(pvcs) > 1 {
+				t.Fatalf("rendered %d PVCs, want PVC %v", len(pvcs), tt.wantPVC)
+			}
+			if tt.wantPVC {
+				p := pvcs[0]
+				if !reflect.DeepEqual(p.Spec.StorageClassName, tt.wantClass) {
+					t.Errorf("storageClassName = %v, want %v", deref(p.Spec.StorageClassName), deref(tt.wantClass))
+				}
+				if got := p.Spec.Resources.Requests[corev1.ResourceStorage]; got.Cmp(resource.MustParse(tt.wantSize)) != 0 {
+					t.Errorf("size = %s, want %s", got.String(), tt.wantSize)
+				}
+				if p.Name != tt.wantClaim {
+					t.Errorf("PVC %s, want %s", p.Name, tt.wantClaim)
+				}
+			}
+			v := r.volume(t, "data")
+			switch {
+			case v == nil:
+				t.Fatal("no data volume")
+			case tt.wantClaim == "" && v.EmptyDir == nil:
+				t.Errorf("data volume = %+v, want emptyDir", v)
+			case tt.wantClaim != "" && (v.PersistentVolumeClaim == nil || v.PersistentVolumeClaim.ClaimName != tt.wantClaim):
+				t.Errorf("data volume = %+v, want claim %s", v, tt.wantClaim)
+			}
+		})
+	}
+
+	r := render(t, valuesFile(t, filepath.Join(chartDir, "ci", "no-persistence-values.yaml")))
+	v := r.volume(t, "data")
+	if v == nil || v.EmptyDir == nil || v.EmptyDir.SizeLimit == nil || v.EmptyDir.SizeLimit.Cmp(resource.MustParse("256Mi")) != 0 {
+		t.Errorf("data volume = %+v, want emptyDir sizeLimit 256Mi", v)
+	}
+	if d := r.deployment(t); d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+		t.Errorf("strategy = %s without Redis, want Recreate (the rate limit lives in the pod)", d.Spec.Strategy.Type)
+	}
+}
+
+// TestRedis checks Redis mode: replicas, rolling updates, spool emptyDir, PDB and the URL.
+func TestRedis(t *testing.T) {
+	tests := []struct {
+		file    string
+		replica int32
+		url     secretRef
+		pdb     policyv1.PodDisruptionBudgetSpec
+	}{
+		{"redis-values.yaml", 2, secretRef{fullname, "redis-url"}, policyv1.PodDisruptionBudgetSpec{MaxUnavailable: ptr(intstr.FromInt32(1))}},
+		{"redis-existing-secret-values.yaml", 3, secretRef{"sentry-redis-relay", "url"}, policyv1.PodDisruptionBudgetSpec{MinAvailable: ptr(intstr.FromInt32(2))}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			vals := valuesFile(t, filepath.Join(chartDir, "ci", tt.file))
+			r := render(t, vals)
+			d := r.deployment(t)
+			if d.Spec.Replicas == nil || *d.Spec.Replicas != tt.replica {
+				t.Errorf("replicas = %v, want %d", d.Spec.Replicas, tt.replica)
+			}
+			if d.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType || d.Spec.Strategy.RollingUpdate == nil ||
+				*d.Spec.Strategy.RollingUpdate.MaxUnavailable != intstr.FromInt32(0) {
+				t.Errorf("strategy = %+v, want RollingUpdate with maxUnavailable 0", d.Spec.Strategy)
+			}
+			if n := len(all[*corev1.PersistentVolumeClaim](r)); n != 0 {
+				t.Errorf("rendered %d PVCs in Redis mode, want 0", n)
+			}
+			if v := r.volume(t, "data"); v == nil || v.EmptyDir == nil {
+				t.Errorf("data volume = %+v, want emptyDir", v)
+			}
+			e, ok := r.env(t)["RELAY_REDIS_URL"]
+			if !ok || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
+				t.Fatalf("RELAY_REDIS_URL = %+v, want a secretKeyRef", e)
+			}
+			skr := e.ValueFrom.SecretKeyRef
+			if skr.Name != tt.url.name || skr.Key != tt.url.key {
+				t.Errorf("RELAY_REDIS_URL from %s/%s, want %s/%s", skr.Name, skr.Key, tt.url.name, tt.url.key)
+			}
+			if skr.Optional != nil && *skr.Optional {
+				t.Error("RELAY_REDIS_URL is optional: a missing URL would silently give each replica its own queue")
+			}
+			if tt.url.name == fullname {
+				s := named[*corev1.Secret](r, fullname)
+				want := vals["redis"].(map[string]any)["url"].(string)
+				if s == nil || string(s.Data["redis-url"]) != want {
+					t.Errorf("Secret redis-url = %q, want %q", s.Data["redis-url"], want)
+				}
+			}
+			pdbs := all[*policyv1.PodDisruptionBudget](r)
+			if len(pdbs) != 1 {
+				t.Fatalf("rendered %d PDBs, want 1", len(pdbs))
+			}
+			p := pdbs[0].Spec
+			if !reflect.DeepEqual(p.MinAvailable, tt.pdb.MinAvailable) || !reflect.DeepEqual(p.MaxUnavailable, tt.pdb.MaxUnavailable) {
+				t.Errorf("PDB min %v max %v, want min %v max %v", p.MinAvailable, p.MaxUnavailable, tt.pdb.MinAvailable, tt.pdb.MaxUnavailable)
+			}
+			sel, err := metav1LabelSelectorOf(p.Selector)
+			if err != nil || !sel.Matches(labels.Set(d.Spec.Template.Labels)) {
+				t.Errorf("PDB selector %v does not select the pods", p.Selector)
+			}
+			if strings.Contains(r.notes, "WARNING") {
+				t.Errorf("NOTES warns in Redis mode:\n%s", r.notes)
+			}
+		})
+	}
+
+	// The automatic PDB stays off with one replica, even with Redis; forcing it works.
+	for values, want := range map[string]int{
+		"redis: {enabled: true, url: 'redis://r:6379/0'}":                                                         0,
+		"redis: {enabled: true, url: 'redis://r:6379/0'}\npodDisruptionBudget: {enabled: true}":                   1,
+		"redis: {enabled: true, url: 'redis://r:6379/0'}\nreplicaCount: 2\npodDisruptionBudget: {enabled: false}": 0,
+	} {
+		if got := len(all[*policyv1.PodDisruptionBudget](render(t, parseValues(t, values)))); got != want {
+			t.Errorf("%q: %d PDBs, want %d", values, got, want)
+		}
+	}
+	// maxUnavailable: 0 is a valid (strict) budget, not "unset".
+	strict := render(t, parseValues(t, "redis: {enabled: true, url: 'redis://r:6379/0'}\nreplicaCount: 2\npodDisruptionBudget: {maxUnavailable: 0}"))
+	if pdbs := all[*policyv1.PodDisruptionBudget](strict); len(pdbs) != 1 || pdbs[0].Spec.MaxUnavailable == nil || *pdbs[0].Spec.MaxUnavailable != intstr.FromInt32(0) {
+		t.Errorf("PDB with maxUnavailable 0 = %+v", pdbs)
+	}
+}
+
+// TestChecksum checks the pod template changes, and so the pods roll, exactly when
+// something the relay reads at start-up changes.
+func TestChecksum(t *testing.T) {
+	sum := func(values string) string {
+		t.Helper()
+		return render(t, parseValues(t, values)).deployment(t).Spec.Template.Annotations["checksum/config"]
+	}
+	base := "dingtalk: {tokens: [tok-one-12345678]}\n"
+	ref := sum(base)
+	if again := sum(base); again != ref {
+		t.Fatalf("checksum not deterministic: %s vs %s", ref, again)
+	}
+	for name, values := range map[string]string{
+		"token":            "dingtalk: {tokens: [tok-two-12345678]}\n",
+		"client secret":    base + "sentry: {clientSecret: new}\n",
+		"routes":           base + "routes: {config: {routes: [{name: a, robots: [x]}]}}\n",
+		"template":         base + "template: {content: '{{define \"title\"}}x{{end}}{{define \"text\"}}y{{end}}'}\n",
+		"redis url":        base + "redis: {enabled: true, url: 'redis://other:6379/1'}\n",
+		"webhook token":    base + "sentry: {webhookToken: t}\n",
+		"dingtalk sec":     "dingtalk: {tokens: [tok-one-12345678], secrets: [SEC12345678]}\n",
+		"relay sentry dsn": base + "sentry: {dsn: 'https://k@s/1'}\n",
+	} {
+		if sum(values) == ref {
+			t.Errorf("changing the %s does not change checksum/config", name)
+		}
+	}
+	// Plain settings are in the pod spec already; they must not disturb the checksum.
+	if got := sum(base + "podAnnotations: {a: b}\nconfig: {logLevel: debug}\n"); got != ref {
+		t.Error("checksum/config changed although no Secret or ConfigMap changed")
+	}
+}
+
+// TestRenderFailures checks invalid values stop rendering with a message naming the fix, and
+// that the schema rejects wrong types and values.
+func TestRenderFailures(t *testing.T) {
+	tests := []struct {
+		name    string
+		values  string
+		wantErr string
+	}{
+		// Schema (values.schema.json).
+		{"replicaCount type", `replicaCount: abc`, "/replicaCount"},
+		{"pullPolicy enum", `image: {pullPolicy: Sometimes}`, "/image/pullPolicy"},
+		{"language enum", `config: {language: fr}`, "/config/language"},
+		{"logLevel enum", `config: {logLevel: verbose}`, "/config/logLevel"},
+		{"logFormat enum", `config: {logFormat: xml}`, "/config/logFormat"},
+		{"service type enum", `service: {type: ExternalName}`, "/service/type"},
+		{"unknown top-level key", `replicas: 2`, "replicas"},
+		{"unknown nested key", `persistence: {sise: 2Gi}`, "sise"},
+		{"rate above DingTalk's limit", `config: {ratePerMinute: 25}`, "/config/ratePerMinute"},
+		{"duration", `config: {maxAge: 1 day}`, "/config/maxAge"},
+		{"tokens as a string", `dingtalk: {tokens: "abc"}`, "/dingtalk/tokens"},
+		{"atAll type", `dingtalk: {atAll: "yes"}`, "/dingtalk/atAll"},
+		{"routes msgtype", `routes: {config: {robots: {a: {token: t, msgtype: text}}}}`, "msgtype"},
+		{"routes unknown key", `routes: {config: {routes: [{name: a, robot: [x]}]}}`, "robot"},
+		{"probe typo", `livenessProbe: {periodSecond: 3}`, "periodSecond"},
+		{"pvc size", `persistence: {size: lots}`, "/persistence/size"},
+		// Unquoted numbers would reach the relay as 1.38e+10.
+		{"numeric mobile", `dingtalk: {atMobiles: [13800000000]}`, "/dingtalk/atMobiles/0"},
+		{"numeric route mobile", `routes: {config: {routes: [{name: a, mentions: {mobiles: [13800000000]}}]}}`, "mobiles/0"},
+		{"numeric image tag", `image: {tag: 1.10}`, "/image/tag"},
+		// Template checks.
+		{"replicas without redis", `replicaCount: 2`, "replicaCount=2 needs redis.enabled=true"},
+		{"redis url while disabled", `redis: {url: 'redis://r:6379/0'}`, "set redis.enabled=true"},
+		{"redis enabled without url", `redis: {enabled: true}`, "redis.enabled=true needs the Redis URL"},
+		{"redis url twice", `redis: {enabled: true, url: 'redis://r/0', existingSecret: s}`, "redis.url and redis.existingSecret are both set"},
+		{"inline secret with existingSecret", "existingSecret: creds\ndingtalk: {tokens: [supersecrettoken123]}", "would ignore dingtalk.tokens"},
+		{"secrets without tokens", `dingtalk: {tokens: [a12345678, b12345678], secrets: [SEC12345678]}`, "dingtalk.secrets has 1 entries but dingtalk.tokens has 2"},
+		{"routes twice", `routes: {config: {routes: [{name: a}]}, existingSecret: r}`, "routes.config and routes.existingSecret are both set"},
+		{"template twice", `template: {content: x, existingConfigMap: c}`, "template.content and template.existingConfigMap are both set"},
+		{"drain longer than grace", `config: {shutdownTimeout: 40s}`, "must be shorter than terminationGracePeriodSeconds"},
+		{"drain in minutes", "config: {shutdownTimeout: 1m}\nterminationGracePeriodSeconds: 60", "must be shorter than terminationGracePeriodSeconds"},
+		{"networkpolicy admits nobody", `networkPolicy: {enabled: true, sentry: {namespaceSelector: null, podSelector: null}}`, "networkPolicy.sentry"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := renderRaw(t, parseValues(t, tt.values))
+			if err == nil {
+				t.Fatalf("rendered without error, want %q", tt.wantErr)
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("error = %v\nwant it to contain %q", err, tt.wantErr)
+			}
+			if strings.Contains(err.Error(), "supersecrettoken123") {
+				t.Errorf("error prints a secret value: %v", err)
+			}
+		})
+	}
+
+	// The same values render once fixed, so each failure above is the check under test.
+	for _, ok := range []string{
+		"global: {imageRegistry: x}",
+		"replicaCount: 2\nredis: {enabled: true, url: 'redis://r:6379/0'}",
+		"config: {shutdownTimeout: 29s, maxAge: 1h30m}",
+		"dingtalk: {tokens: [a12345678, b12345678], secrets: [SEC12345678, '-']}",
+		"existingSecret: creds\nredis: {enabled: true}",
+	} {
+		if _, err := renderRaw(t, parseValues(t, ok)); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+}
+
+// TestLintCatchesErrors makes sure the lint run in TestCIValues can fail at all.
+func TestLintCatchesErrors(t *testing.T) {
+	if msgs := lintChart(parseValues(t, "replicaCount: abc")); len(msgs) == 0 {
+		t.Error("helm lint accepted replicaCount: abc")
+	}
+	// helm lint runs templates in "lint mode", where fail only logs: the template checks
+	// (replicaCount > 1 without Redis...) are covered by TestRenderFailures instead.
+}
+
+// TestStrictDecoding makes sure the decoder used on every manifest rejects unknown fields.
+func TestStrictDecoding(t *testing.T) {
+	doc := []byte("apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {prots: []}\n")
+	if _, _, err := strictDecoder.Decode(doc, nil, nil); err == nil || !strings.Contains(err.Error(), "prots") {
+		t.Errorf("strict decode of a misspelt field: err = %v", err)
+	}
+	var sm serviceMonitor
+	if err := yaml.UnmarshalStrict([]byte("spec: {endpoints: [{port: http, intervall: 1s}]}"), &sm); err == nil {
+		t.Error("ServiceMonitor decode accepted a misspelt field")
+	}
+}
+
+// TestNotes checks what NOTES.txt tells the user.
+func TestNotes(t *testing.T) {
+	def := render(t, nil).notes
+	for _, want := range []string{
+		"http://" + fullname + "." + namespace + ".svc:8080/sentry/webhook",
+		"kubectl exec -n " + namespace + " deploy/" + fullname + " -- /sentry-dingtalk-relay test",
+		"kubectl exec -n " + namespace + " deploy/" + fullname + " -- /sentry-dingtalk-relay deadletters list",
+	} {
+		if !strings.Contains(def, want) {
+			t.Errorf("NOTES lacks %q:\n%s", want, def)
+		}
+	}
+	if strings.Contains(def, "WARNING") {
+		t.Errorf("NOTES warns with persistence on:\n%s", def)
+	}
+
+	np := render(t, valuesFile(t, filepath.Join(chartDir, "ci", "no-persistence-values.yaml"))).notes
+	if !strings.Contains(np, "WARNING: persistence is disabled") || !strings.Contains(np, "LOST") {
+		t.Errorf("NOTES lacks the data-loss warning with persistence off:\n%s", np)
+	}
+
+	full := render(t, valuesFile(t, filepath.Join(chartDir, "ci", "full-values.yaml"))).notes
+	for _, want := range []string{
+		"https://dingtalk-relay.example.com/sentry/webhook",
+		"http://dingtalk-relay." + namespace + ".svc:8080/sentry/webhook",
+		"?token=",
+	} {
+		if !strings.Contains(full, want) {
+			t.Errorf("full NOTES lacks %q:\n%s", want, full)
+		}
+	}
+	if strings.Contains(full, "legacy-token-0123") {
+		t.Error("NOTES prints the webhook token")
+	}
+}
+
+// TestMonitoringAndNetwork checks the ServiceMonitor, NetworkPolicy and Ingress of the full scenario.
+func TestMonitoringAndNetwork(t *testing.T) {
+	r := render(t, valuesFile(t, filepath.Join(chartDir, "ci", "full-values.yaml")))
+	const name = "dingtalk-relay"
+	svc := named[*corev1.Service](r, name)
+	if svc == nil {
+		t.Fatal("no Service")
+	}
+
+	if len(r.sms) != 1 {
+		t.Fatalf("rendered %d ServiceMonitors, want 1", len(r.sms))
+	}
+	sm := r.sms[0]
+	if sm.Metadata.Namespace != "monitoring" || sm.Metadata.Labels["release"] != "kube-prometheus-stack" {
+		t.Errorf("ServiceMonitor meta = %+v", sm.Metadata)
+	}
+	if sel, err := metav1LabelSelectorOf(&sm.Spec.Selector); err != nil || !sel.Matches(labels.Set(svc.Labels)) {
+		t.Errorf("ServiceMonitor selector %v does not select the Service labels %v", sm.Spec.Selector, svc.Labels)
+	}
+	if !slices.Equal(sm.Spec.NamespaceSelector.MatchNames, []string{namespace}) {
+		t.Errorf("namespaceSelector = %v, want [%s]", sm.Spec.NamespaceSelector.MatchNames, namespace)
+	}
+	if len(sm.Spec.Endpoints) != 1 {
+		t.Fatalf("%d endpoints, want 1", len(sm.Spec.Endpoints))
+	}
+	ep := sm.Spec.Endpoints[0]
+	if ep.Port != "http" || ep.Path != "/metrics" || ep.Interval != "15s" || ep.ScrapeTimeout != "5s" || !ep.HonorLabels {
+		t.Errorf("endpoint = %+v", ep)
+	}
+	if len(ep.Relabelings) != 1 || ep.Relabelings[0].TargetLabel != "node" || len(ep.MetricRelabelings) != 1 || ep.MetricRelabelings[0].Action != "drop" {
+		t.Errorf("relabelings = %+v / %+v", ep.Relabelings, ep.MetricRelabelings)
+	}
+
+	nps := all[*networkingv1.NetworkPolicy](r)
+	if len(nps) != 1 {
+		t.Fatalf("rendered %d NetworkPolicies, want 1", len(nps))
+	}
+	np := nps[0].Spec
+	d := r.deployment(t)
+	if sel, err := metav1LabelSelectorOf(&np.PodSelector); err != nil || !sel.Matches(labels.Set(d.Spec.Template.Labels)) {
+		t.Errorf("NetworkPolicy podSelector %v does not select the pods", np.PodSelector)
+	}
+	if len(np.Ingress) != 1 || len(np.Ingress[0].From) != 3 {
+		t.Fatalf("ingress rules = %+v, want 1 rule from Sentry + 2 extra peers", np.Ingress)
+	}
+	from := np.Ingress[0].From[0]
+	if from.NamespaceSelector == nil || from.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "sentry" ||
+		from.PodSelector == nil || from.PodSelector.MatchLabels["app"] != "sentry" {
+		t.Errorf("first peer = %+v, want Sentry's namespace and pods", from)
+	}
+	if ports := np.Ingress[0].Ports; len(ports) != 1 || *ports[0].Port != intstr.FromString("http") {
+		t.Errorf("ingress ports = %+v, want http", ports)
+	}
+	if !slices.Contains(np.PolicyTypes, networkingv1.PolicyTypeEgress) || len(np.Egress) != 2 {
+		t.Errorf("policyTypes %v egress %d rules, want Egress with 2 rules", np.PolicyTypes, len(np.Egress))
+	}
+	// Without egress rules the policy leaves egress alone.
+	open := render(t, parseValues(t, "networkPolicy: {enabled: true}"))
+	onp := all[*networkingv1.NetworkPolicy](open)[0].Spec
+	if !slices.Equal(onp.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}) || onp.Egress != nil {
+		t.Errorf("default NetworkPolicy restricts egress: %+v", onp)
+	}
+
+	ings := all[*networkingv1.Ingress](r)
+	if len(ings) != 1 {
+		t.Fatalf("rendered %d Ingresses, want 1", len(ings))
+	}
+	ing := ings[0].Spec
+	if ing.IngressClassName == nil || *ing.IngressClassName != "nginx" || len(ing.TLS) != 1 || ing.TLS[0].SecretName != "dingtalk-relay-tls" {
+		t.Errorf("ingress = %+v", ing)
+	}
+	p := ing.Rules[0].HTTP.Paths[0]
+	if p.Path != "/sentry" || p.Backend.Service.Name != name || p.Backend.Service.Port.Number != 8080 {
+		t.Errorf("ingress path = %+v, want /sentry -> %s:8080", p, name)
+	}
+}

@@ -1,0 +1,448 @@
+package dispatch_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dingtalk"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dingtalk/dingtalktest"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dispatch"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/metrics"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/queue"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/ratelimit"
+)
+
+// env is a dispatcher over a real bbolt store and an in-memory DingTalk
+// double, on synctest's virtual clock.
+type env struct {
+	t       *testing.T
+	store   *queue.Bolt
+	dt      *dingtalktest.Server
+	d       *dispatch.Dispatcher
+	robots  []dispatch.Robot
+	metrics *metrics.Metrics
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	n       int
+}
+
+func token(i int) string { return fmt.Sprintf("%064d", i+1) }
+
+// newEnv must run inside a synctest bubble.
+func newEnv(t *testing.T, robots int, maxAge time.Duration) *env {
+	e := &env{t: t, dt: dingtalktest.New()}
+	var err error
+	e.store, err = queue.OpenBolt(t.TempDir(), queue.BoltOptions{DedupeWindow: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &dingtalk.Client{HTTP: &http.Client{Transport: e.dt.Transport()}}
+	var servers []dingtalktest.Robot
+	for i := range robots {
+		servers = append(servers, dingtalktest.Robot{Token: token(i), Keyword: "Sentry"})
+		e.robots = append(e.robots, dispatch.Robot{
+			Robot:    dingtalk.Robot{Name: fmt.Sprintf("robot-%d", i+1), Token: token(i), URL: "http://dingtalk.test/robot/send", Line: i + 1},
+			Key:      queue.RobotKey(token(i)),
+			Renderer: &formatter.Renderer{Keyword: "Sentry", Language: formatter.LangEN},
+			Notifier: client,
+		})
+	}
+	*e.dt = *dingtalktest.New(servers...)
+	e.metrics = metrics.New(prometheus.NewRegistry())
+	e.d = dispatch.New(dispatch.Config{
+		Store: e.store, Limiter: ratelimit.NewWindow(18, ratelimit.Period, nil),
+		Metrics: e.metrics, MaxAge: maxAge,
+	}, e.robots)
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel = cancel
+	e.wg.Go(func() { e.d.Run(ctx) })
+	return e
+}
+
+func (e *env) stop() {
+	e.cancel()
+	e.wg.Wait()
+	e.store.Close()
+}
+
+// alert queues one alert for every robot. Titles carry a unique marker
+// "alert-NNNNN:" so the double can count where each one went.
+func (e *env) alert(issue int, mentions ...string) {
+	e.n++
+	sub := queue.Submission{
+		AlertID:   queue.NewID(time.Now()),
+		DedupeKey: fmt.Sprint("k", e.n),
+		Alert: formatter.Alert{
+			Resource: "event_alert", Action: "triggered", Title: fmt.Sprintf("alert-%05d: boom", issue),
+			Project: fmt.Sprintf("proj-%d", issue%3), Level: "error", IssueID: fmt.Sprint(issue),
+			Link: fmt.Sprintf("https://sentry.example.com/issues/%d/", issue), Time: time.Now(),
+		},
+		Accepted: time.Now(),
+	}
+	for _, r := range e.robots {
+		sub.Targets = append(sub.Targets, queue.Target{Robot: r.Key, Mentions: formatter.Mentions{Mobiles: mentions}})
+	}
+	if _, err := e.store.Enqueue(context.Background(), sub); err != nil {
+		e.t.Fatal(err)
+	}
+	for _, r := range e.robots {
+		e.d.Wake(r.Key)
+	}
+}
+
+// drain waits (virtually) until no robot has anything waiting.
+func (e *env) drain(limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		synctest.Wait()
+		empty := true
+		for _, r := range e.robots {
+			if e.store.Depth(r.Key) > 0 {
+				empty = false
+			}
+		}
+		if empty {
+			return
+		}
+		time.Sleep(time.Second)
+	}
+	e.t.Fatalf("queues not drained within %v: %s", limit, e.dt)
+}
+
+func TestLoneAlertGoesOutAtOnceAsFullCard(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, 1, 24*time.Hour)
+		defer e.stop()
+		start := time.Now()
+		e.alert(1, "13800000000")
+		synctest.Wait()
+		msgs := e.dt.Messages("")
+		if len(msgs) != 1 {
+			t.Fatalf("%d messages, want 1", len(msgs))
+		}
+		if time.Since(start) != 0 {
+			t.Errorf("lone alert waited %v", time.Since(start))
+		}
+		m := msgs[0]
+		if !strings.Contains(m.Text, "**[alert-00001: boom](https://sentry.example.com/issues/1/)**") || strings.Contains(m.Text, "×") {
+			t.Errorf("not a full card:\n%s", m.Text)
+		}
+		if len(m.Pinged) != 1 || m.UUID == "" {
+			t.Errorf("pinged %v uuid %q", m.Pinged, m.UUID)
+		}
+		if e.store.Depth(e.robots[0].Key) != 0 {
+			t.Error("delivered alert still queued")
+		}
+		if got := testutil.ToFloat64(e.metrics.DingTalkRequests.WithLabelValues("robot-1", "ok", "0")); got != 1 {
+			t.Errorf("dingtalk_requests_total ok = %v", got)
+		}
+	})
+}
+
+// TestStorm: hundreds of alerts in a burst, to 3 robots, against a double
+// that throttles for 10 minutes past 20 a minute.
+func TestStorm(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, 3, 24*time.Hour)
+		defer e.stop()
+		const n = 600
+		start := time.Now()
+		// A burst, then a steady stream for three minutes: every robot
+		// runs at its budget the whole time.
+		for i := range n {
+			e.alert(i)
+			if i >= 100 {
+				time.Sleep(360 * time.Millisecond)
+			}
+		}
+		e.drain(30 * time.Minute)
+		if c := e.dt.Replies(130101); c != 0 {
+			t.Errorf("%d answers were 130101", c)
+		}
+		for i, r := range e.robots {
+			if max := e.dt.MaxInWindow(r.Token, time.Minute); max > 18 {
+				t.Errorf("robot %d: %d messages in one minute", i+1, max)
+			}
+			msgs := e.dt.Messages(r.Token)
+			for a := range n {
+				marker := fmt.Sprintf("alert-%05d:", a)
+				got := 0
+				for _, m := range msgs {
+					got += dingtalktest.CountIn(m.Text, marker)
+				}
+				if got != 1 {
+					t.Fatalf("robot %d: alert %d appears %d times", i+1, a, got)
+				}
+			}
+			t.Logf("robot %d: %d alerts in %d messages over %v", i+1, n, len(msgs), time.Since(start))
+			if len(msgs) > 4*18 {
+				t.Errorf("robot %d: %d messages for a burst of %d", i+1, len(msgs), n)
+			}
+		}
+		if got := testutil.ToFloat64(e.metrics.DigestAlerts.WithLabelValues("robot-1")); got < n-20 {
+			t.Errorf("digest_alerts_total = %v", got)
+		}
+	})
+}
+
+// TestStormSameIssue: repeats of a few issues collapse into ×N lines.
+func TestStormSameIssue(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, 1, 24*time.Hour)
+		defer e.stop()
+		for i := range 1000 {
+			e.alert(i % 5)
+		}
+		e.drain(10 * time.Minute)
+		msgs := e.dt.Messages("")
+		for issue := range 5 {
+			if got := e.dt.Count(fmt.Sprintf("alert-%05d:", issue)); got != 200 {
+				t.Errorf("issue %d: %d alerts delivered, want 200", issue, got)
+			}
+		}
+		if len(msgs) > 5 {
+			t.Errorf("%d messages for 1000 alerts of 5 issues", len(msgs))
+		}
+	})
+}
+
+// TestFaults: the double fails a third of requests (502, resets, and
+// replies lost after it accepted the message): every alert arrives once.
+func TestFaults(t *testing.T) {
+	for _, f := range []dingtalktest.Fault{dingtalktest.FaultBadGateway, dingtalktest.FaultReset, dingtalktest.FaultLostReply} {
+		synctest.Test(t, func(t *testing.T) {
+			e := newEnv(t, 1, 24*time.Hour)
+			defer e.stop()
+			e.dt.Faults(f, 1.0/3)
+			for i := range 60 {
+				e.alert(i)
+				time.Sleep(5 * time.Second) // one every 5 s: mostly single cards
+			}
+			e.drain(2 * time.Hour)
+			for i := range 60 {
+				if got := e.dt.Count(fmt.Sprintf("alert-%05d:", i)); got != 1 {
+					t.Errorf("fault %d: alert %d delivered %d times", f, i, got)
+				}
+			}
+		})
+	}
+}
+
+func TestThrottledRobotIsParked(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, 1, 24*time.Hour)
+		defer e.stop()
+		tok := e.robots[0].Token
+		e.dt.Script(tok, dingtalktest.Reply{ErrCode: 130101, ErrMsg: "send too fast, exceed 20 times per minute"})
+		e.alert(1)
+		synctest.Wait()
+		before := e.dt.Requests()
+		for i := 2; i <= 30; i++ {
+			e.alert(i)
+		}
+		time.Sleep(9*time.Minute + 59*time.Second)
+		if got := e.dt.Requests(); got != before {
+			t.Fatalf("%d requests while parked", got-before)
+		}
+		time.Sleep(2 * time.Second)
+		msgs := e.dt.Messages(tok)
+		if len(msgs) != 1 {
+			t.Fatalf("%d messages after the park, want one digest", len(msgs))
+		}
+		for i := 1; i <= 30; i++ {
+			if dingtalktest.CountIn(msgs[0].Text, fmt.Sprintf("alert-%05d:", i)) != 1 {
+				t.Errorf("alert %d missing from the digest", i)
+			}
+		}
+		if got := testutil.ToFloat64(e.metrics.DingTalkRequests.WithLabelValues("robot-1", "rate_limited", "130101")); got != 1 {
+			t.Errorf("rate_limited requests metric = %v", got)
+		}
+	})
+}
+
+func TestConfigErrorKeepsAlertsAndRetriesSlowly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, 1, 24*time.Hour)
+		defer e.stop()
+		tok := e.robots[0].Token
+		e.dt.Script(tok, dingtalktest.Reply{ErrCode: 310000, ErrMsg: "keywords not in content"}, dingtalktest.Reply{ErrCode: 310000, ErrMsg: "keywords not in content"})
+		e.alert(1)
+		synctest.Wait()
+		if e.dt.Requests() != 1 || e.store.Depth(e.robots[0].Key) != 1 {
+			t.Fatalf("requests %d depth %d", e.dt.Requests(), e.store.Depth(e.robots[0].Key))
+		}
+		time.Sleep(dispatch.ConfigRetry - time.Second)
+		if e.dt.Requests() != 1 {
+			t.Fatalf("retried after %v", dispatch.ConfigRetry-time.Second)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if e.dt.Requests() != 2 {
+			t.Fatalf("%d requests after %v, want 2", e.dt.Requests(), dispatch.ConfigRetry)
+		}
+		time.Sleep(dispatch.ConfigRetry)
+		synctest.Wait()
+		if got := e.dt.Count("alert-00001:"); got != 1 {
+			t.Errorf("alert delivered %d times once the config was fixed", got)
+		}
+	})
+}
+
+func TestContentErrorSendsMinimalCardThenDeadLetters(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, 1, 24*time.Hour)
+		defer e.stop()
+		tok := e.robots[0].Token
+		e.dt.Script(tok, dingtalktest.Reply{ErrCode: 430101, ErrMsg: "含有不安全的外链"})
+		e.alert(1)
+		synctest.Wait()
+		msgs := e.dt.Messages(tok)
+		if len(msgs) != 1 || strings.Contains(msgs[0].Text, "](") || !strings.Contains(msgs[0].Text, "alert-00001") {
+			t.Fatalf("after 430101 want one minimal card without links, got %+v", msgs)
+		}
+
+		e.dt.Script(tok, dingtalktest.Reply{ErrCode: 460101}, dingtalktest.Reply{ErrCode: 460101})
+		e.alert(2)
+		synctest.Wait()
+		time.Sleep(10 * time.Second)
+		dls, _ := e.store.DeadLetters(context.Background())
+		if len(dls) != 1 || dls[0].Delivery.Alert.IssueID != "2" || !strings.Contains(dls[0].Reason, "460101") {
+			t.Fatalf("dead letters %+v", dls)
+		}
+		if e.store.Depth(e.robots[0].Key) != 0 {
+			t.Error("refused alert still queued")
+		}
+	})
+}
+
+func TestOldAlertsBecomeDeadLetters(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, 1, time.Hour)
+		defer e.stop()
+		tok := e.robots[0].Token
+		var script []dingtalktest.Reply
+		for range 100 {
+			script = append(script, dingtalktest.Reply{ErrCode: 300001, ErrMsg: "token is not exist"})
+		}
+		e.dt.Script(tok, script...)
+		e.alert(1)
+		e.alert(2)
+		time.Sleep(59 * time.Minute)
+		if dls, _ := e.store.DeadLetters(context.Background()); len(dls) != 0 {
+			t.Fatalf("%d dead letters before the max age", len(dls))
+		}
+		time.Sleep(5 * time.Minute)
+		synctest.Wait()
+		dls, _ := e.store.DeadLetters(context.Background())
+		if len(dls) != 2 || !strings.Contains(dls[0].Reason, "300001") || !strings.Contains(dls[0].Reason, "1h0m0s") {
+			t.Fatalf("dead letters %+v", dls)
+		}
+		if got := testutil.ToFloat64(e.metrics.DeadLetters.WithLabelValues("robot-1", "expired")); got != 2 {
+			t.Errorf("dead_letters_total = %v", got)
+		}
+	})
+}
+
+func TestTransientBackoffGrowsAndIsCapped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, 1, 24*time.Hour)
+		defer e.stop()
+		e.dt.Faults(dingtalktest.FaultBadGateway, 1)
+		e.alert(1)
+		var times []time.Time
+		last := 0
+		for time.Since(times0(times)) < 2*time.Hour {
+			synctest.Wait()
+			if n := e.dt.Requests(); n != last {
+				times = append(times, time.Now())
+				last = n
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if len(times) < 10 {
+			t.Fatalf("only %d attempts in 2 h", len(times))
+		}
+		var gaps []time.Duration
+		for i := 1; i < len(times); i++ {
+			gaps = append(gaps, times[i].Sub(times[i-1]))
+		}
+		for i, g := range gaps {
+			if g < time.Second-100*time.Millisecond || g > 5*time.Minute+time.Second {
+				t.Errorf("gap %d = %v, want between 1 s and 5 min", i, g)
+			}
+		}
+		late := gaps[len(gaps)-5:]
+		var sum time.Duration
+		for _, g := range late {
+			sum += g
+		}
+		if avg := sum / 5; avg < time.Minute {
+			t.Errorf("late retries every %v on average: backoff does not grow", avg)
+		}
+	})
+}
+
+func times0(ts []time.Time) time.Time {
+	if len(ts) == 0 {
+		return time.Now()
+	}
+	return ts[0]
+}
+
+func TestDigestMentionsUnion(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, 1, 24*time.Hour)
+		defer e.stop()
+		tok := e.robots[0].Token
+		e.dt.Script(tok, dingtalktest.Reply{ErrCode: 130101})
+		e.alert(1, "13800000001")
+		synctest.Wait()
+		e.alert(2, "13800000002")
+		e.alert(3)
+		time.Sleep(dispatch.ParkFor + time.Second)
+		msgs := e.dt.Messages(tok)
+		if len(msgs) != 1 {
+			t.Fatalf("%d messages", len(msgs))
+		}
+		if got := strings.Join(msgs[0].Pinged, ","); got != "13800000001,13800000002" {
+			t.Errorf("digest pinged %q, want both", got)
+		}
+	})
+}
+
+func TestOneRobotsTroubleDoesNotDelayOthers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, 2, 24*time.Hour)
+		defer e.stop()
+		// Robot 1 answers slowly and fails; robot 2 must not wait for it.
+		e.dt.Faults(dingtalktest.FaultBadGateway, 0)
+		bad := e.robots[0].Token
+		var script []dingtalktest.Reply
+		for range 50 {
+			script = append(script, dingtalktest.Reply{ErrCode: -1, ErrMsg: "系统繁忙"})
+		}
+		e.dt.Script(bad, script...)
+		for i := range 10 {
+			e.alert(i)
+			time.Sleep(10 * time.Second)
+		}
+		synctest.Wait()
+		good := e.robots[1].Token
+		if got := len(e.dt.Messages(good)); got != 10 {
+			t.Errorf("healthy robot got %d of 10 alerts while the other failed", got)
+		}
+		if got := len(e.dt.Messages(bad)); got != 0 {
+			t.Errorf("failing robot got %d", got)
+		}
+	})
+}

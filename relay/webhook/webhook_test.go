@@ -1,0 +1,337 @@
+package webhook_test
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/metrics"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/queue"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/route"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/webhook"
+)
+
+const secret = "c1ient-s3cret"
+
+type fixture struct {
+	srv     *httptest.Server
+	store   *queue.Bolt
+	metrics *metrics.Metrics
+	woken   map[string]int
+}
+
+func newFixture(t *testing.T, clientSecret, token string) *fixture {
+	t.Helper()
+	store, err := queue.OpenBolt(t.TempDir(), queue.BoltOptions{DedupeWindow: 30 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{store: store, metrics: metrics.New(prometheus.NewRegistry()), woken: map[string]int{}}
+	router := route.New([]route.Route{
+		{Name: "payments", Match: &route.Match{Projects: []string{"payments"}}, Robots: []string{"ops"}},
+		{Name: "default", Robots: []string{"web"}},
+	})
+	h := &webhook.Handler{
+		ClientSecret: clientSecret, Token: token, MaxBody: 64 << 10, SentryURL: "https://sentry.example.com",
+		Queue: store, Router: router, Wake: func(r string) { f.woken[r]++ }, Metrics: f.metrics,
+	}
+	ra := &webhook.RuleAction{ClientSecret: clientSecret, Router: router}
+	mux := chi.NewRouter()
+	mux.Post("/sentry/webhook", h.ServeHTTP)
+	mux.Post("/sentry/webhook/{route}", h.ServeHTTP)
+	mux.Post("/sentry/alert-rule-action", ra.Save)
+	mux.Get("/sentry/options/routes", ra.Options)
+	f.srv = httptest.NewServer(mux)
+	t.Cleanup(func() { f.srv.Close(); store.Close() })
+	return f
+}
+
+func sign(body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write(body)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+func load(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "formatter", "sentry", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+type answer struct {
+	status int
+	body   map[string]string
+	header http.Header
+}
+
+func (f *fixture) post(t *testing.T, path string, body []byte, headers map[string]string) answer {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	a := answer{status: resp.StatusCode, header: resp.Header}
+	if err := json.Unmarshal(raw, &a.body); err != nil {
+		t.Fatalf("answer is not a JSON object: %q", raw)
+	}
+	return a
+}
+
+func TestIntegrationWebhooks(t *testing.T) {
+	f := newFixture(t, secret, "")
+	for _, c := range []struct {
+		name, resource, file string
+		status               int
+		want                 string
+	}{
+		{"event alert", "event_alert", "event_alert.triggered.json", 202, "queued"},
+		{"issue created", "issue", "issue.created.json", 202, "queued"},
+		{"metric alert", "metric_alert", "metric_alert.resolved.json", 202, "queued"},
+		{"error", "error", "error.created.json", 202, "queued"},
+		{"installation", "installation", "installation.created.json", 200, "ignored"},
+		{"comment", "comment", "comment.created.json", 200, "ignored"},
+		{"seer", "seer", "seer.pr_created.json", 200, "ignored"},
+		{"unknown resource", "something_new", "installation.created.json", 200, "ignored"},
+		{"duplicate", "event_alert", "event_alert.triggered.json", 200, "ignored"},
+	} {
+		body := load(t, c.file)
+		a := f.post(t, "/sentry/webhook", body, map[string]string{"Sentry-Hook-Resource": c.resource, "Sentry-Hook-Signature": sign(body)})
+		if a.status != c.status || a.body["status"] != c.want {
+			t.Errorf("%s: %d %v, want %d %s", c.name, a.status, a.body, c.status, c.want)
+		}
+		if c.status == 202 && len(a.body["id"]) != 32 {
+			t.Errorf("%s: id %q", c.name, a.body["id"])
+		}
+		if c.status == 200 && a.body["reason"] == "" {
+			t.Errorf("%s: ignored without a reason", c.name)
+		}
+	}
+	if got := f.store.Depth("web"); got != 4 {
+		t.Errorf("%d alerts queued for web, want 4", got)
+	}
+	if f.woken["web"] != 4 {
+		t.Errorf("dispatcher woken %d times", f.woken["web"])
+	}
+	if got := testutil.ToFloat64(f.metrics.WebhooksReceived.WithLabelValues("event_alert", "triggered", "duplicate")); got != 1 {
+		t.Errorf("duplicate metric = %v", got)
+	}
+	if got := testutil.ToFloat64(f.metrics.WebhooksReceived.WithLabelValues("unknown", "created", "ignored")); got != 1 {
+		t.Errorf("unknown resource metric = %v", got)
+	}
+	if got := testutil.ToFloat64(f.metrics.WebhooksReceived.WithLabelValues("installation", "created", "ignored")); got != 1 {
+		t.Errorf("installation metric = %v", got)
+	}
+}
+
+func TestSignatures(t *testing.T) {
+	f := newFixture(t, secret, "")
+	body := load(t, "issue.created.json")
+	for _, c := range []struct {
+		name    string
+		headers map[string]string
+		status  int
+	}{
+		{"hook signature", map[string]string{"Sentry-Hook-Signature": sign(body)}, 202},
+		{"app signature", map[string]string{"Sentry-App-Signature": sign(body)}, 200}, // same issue: duplicate
+		{"missing", nil, 401},
+		{"wrong", map[string]string{"Sentry-Hook-Signature": sign([]byte("other"))}, 401},
+		{"not hex", map[string]string{"Sentry-Hook-Signature": "zz"}, 401},
+		{"sha256= prefix", map[string]string{"Sentry-Hook-Signature": "sha256=" + sign(body)}, 401},
+	} {
+		h := map[string]string{"Sentry-Hook-Resource": "issue"}
+		for k, v := range c.headers {
+			h[k] = v
+		}
+		if a := f.post(t, "/sentry/webhook", body, h); a.status != c.status {
+			t.Errorf("%s: %d %v, want %d", c.name, a.status, a.body, c.status)
+		}
+	}
+	// The signature covers the exact bytes: re-encoded JSON with the same
+	// content does not pass.
+	var v any
+	json.Unmarshal(body, &v)
+	reencoded, _ := json.Marshal(v)
+	if a := f.post(t, "/sentry/webhook", reencoded, map[string]string{"Sentry-Hook-Resource": "issue", "Sentry-Hook-Signature": sign(body)}); a.status != 401 {
+		t.Errorf("signature of other bytes accepted: %d", a.status)
+	}
+}
+
+func TestLegacyToken(t *testing.T) {
+	f := newFixture(t, secret, "legacy-token")
+	body := load(t, "legacy_webhook.json")
+	if a := f.post(t, "/sentry/webhook", body, nil); a.status != 401 {
+		t.Errorf("without token: %d", a.status)
+	}
+	if a := f.post(t, "/sentry/webhook?token=wrong", body, nil); a.status != 401 {
+		t.Errorf("wrong token: %d", a.status)
+	}
+	if a := f.post(t, "/sentry/webhook?token=legacy-token", body, nil); a.status != 202 {
+		t.Errorf("right token: %d %v", a.status, a.body)
+	}
+	// A Sentry 9 payload is accepted the same way.
+	if a := f.post(t, "/sentry/webhook?token=legacy-token", load(t, "legacy_webhook.sentry9.json"), nil); a.status != 202 {
+		t.Errorf("sentry 9 payload: %d %v", a.status, a.body)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	f := newFixture(t, "", "")
+	for _, c := range []struct {
+		name     string
+		body     []byte
+		resource string
+		status   int
+		want     string
+	}{
+		{"not json", []byte("<xml/>"), "", 400, "not valid JSON"},
+		{"empty", nil, "event_alert", 400, "empty body"},
+		{"not sentry", []byte(`{"hello":"world"}`), "", 400, "not a Sentry webhook"},
+		{"missing data", []byte(`{"action":"triggered"}`), "event_alert", 400, "no data object"},
+		{"too big", bytes.Repeat([]byte("x"), 65<<10), "event_alert", 413, "RELAY_MAX_BODY_BYTES"},
+	} {
+		a := f.post(t, "/sentry/webhook", c.body, map[string]string{"Sentry-Hook-Resource": c.resource})
+		if a.status != c.status || !strings.Contains(a.body["error"], c.want) {
+			t.Errorf("%s: %d %v, want %d %q", c.name, a.status, a.body, c.status, c.want)
+		}
+		if a.header.Get("Sentry-Hook-Error") == "" {
+			t.Errorf("%s: no Sentry-Hook-Error header", c.name)
+		}
+	}
+	// A chunked body over the limit (no Content-Length) is refused too.
+	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/sentry/webhook", io.MultiReader(strings.NewReader(`{"a":"`), strings.NewReader(strings.Repeat("x", 70<<10)), strings.NewReader(`"}`)))
+	req.ContentLength = -1
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 413 {
+		t.Errorf("chunked oversized body: %d", resp.StatusCode)
+	}
+	if f.store.Depth("web") != 0 {
+		t.Error("bad input was queued")
+	}
+}
+
+func TestRouting(t *testing.T) {
+	f := newFixture(t, "", "")
+	payments := []byte(`{"action":"created","data":{"issue":{"id":"1","title":"card declined","project":{"slug":"payments"}}}}`)
+	if a := f.post(t, "/sentry/webhook", payments, map[string]string{"Sentry-Hook-Resource": "issue"}); a.status != 202 {
+		t.Fatalf("%d %v", a.status, a.body)
+	}
+	if f.store.Depth("ops") != 1 || f.store.Depth("web") != 0 {
+		t.Errorf("payments alert: ops %d web %d", f.store.Depth("ops"), f.store.Depth("web"))
+	}
+	// Forced onto a route by the URL.
+	other := []byte(`{"action":"created","data":{"issue":{"id":"2","title":"x","project":{"slug":"web"}}}}`)
+	if a := f.post(t, "/sentry/webhook/payments", other, map[string]string{"Sentry-Hook-Resource": "issue"}); a.status != 202 {
+		t.Fatalf("%d %v", a.status, a.body)
+	}
+	if f.store.Depth("ops") != 2 {
+		t.Errorf("forced route not used: ops %d", f.store.Depth("ops"))
+	}
+	a := f.post(t, "/sentry/webhook/ghost", other, map[string]string{"Sentry-Hook-Resource": "issue"})
+	if a.status != 404 || !strings.Contains(a.body["error"], `unknown route "ghost"`) {
+		t.Errorf("unknown route: %d %v", a.status, a.body)
+	}
+	// A route chosen in the Sentry rule that no longer exists falls back
+	// to the match rules instead of losing the alert.
+	gone := []byte(`{"action":"triggered","data":{"triggered_rule":"r","issue_alert":{"settings":[{"name":"route","value":"ghost"}]},"event":{"event_id":"e9","title":"T"}}}`)
+	if a := f.post(t, "/sentry/webhook", gone, map[string]string{"Sentry-Hook-Resource": "event_alert"}); a.status != 202 {
+		t.Errorf("alert with a stale route setting: %d %v", a.status, a.body)
+	}
+}
+
+func TestStoreFailureAnswers503(t *testing.T) {
+	f := newFixture(t, "", "")
+	f.store.Close()
+	a := f.post(t, "/sentry/webhook", load(t, "legacy_webhook.json"), nil)
+	if a.status != 503 || !strings.Contains(a.body["error"], "could not store") {
+		t.Errorf("%d %v", a.status, a.body)
+	}
+	if a.header.Get("Retry-After") == "" {
+		t.Error("no Retry-After")
+	}
+}
+
+func TestRuleActionSave(t *testing.T) {
+	f := newFixture(t, secret, "")
+	for _, c := range []struct {
+		name   string
+		body   string
+		signed bool
+		status int
+		want   string
+	}{
+		{"valid", `{"fields":[{"name":"route","value":"payments"},{"name":"mentions","value":"13800000000, +1-2025550123"}],"installationId":"x"}`, true, 200, `DingTalk route "payments"`},
+		{"no route chosen", `{"fields":[],"installationId":"x"}`, true, 200, "match"},
+		{"unknown route", `{"fields":[{"name":"route","value":"ghost"}],"installationId":"x"}`, true, 400, `unknown DingTalk route "ghost"; choose one of: payments, default`},
+		{"bad mobile", `{"fields":[{"name":"route","value":"default"},{"name":"mentions","value":"13800000000,bob"}]}`, true, 400, `"bob" is not a mobile number`},
+		{"unsigned", `{"fields":[{"name":"route","value":"payments"}]}`, false, 401, "Sentry-App-Signature"},
+		{"not json", `fields=1`, true, 400, "not a Sentry alert-rule-action body"},
+	} {
+		h := map[string]string{}
+		if c.signed {
+			h["Sentry-App-Signature"] = sign([]byte(c.body))
+		}
+		a := f.post(t, "/sentry/alert-rule-action", []byte(c.body), h)
+		if a.status != c.status || !strings.Contains(a.body["message"], c.want) {
+			t.Errorf("%s: %d %v, want %d %q", c.name, a.status, a.body, c.status, c.want)
+		}
+	}
+	// The shared fixture from Sentry's example app: no route field, other fields ignored.
+	body := load(t, "alert_rule_action.request.mock.json")
+	if a := f.post(t, "/sentry/alert-rule-action", body, map[string]string{"Sentry-App-Signature": sign(body)}); a.status != 200 {
+		t.Errorf("example request: %d %v", a.status, a.body)
+	}
+}
+
+func TestRouteOptions(t *testing.T) {
+	f := newFixture(t, secret, "")
+	get := func(query string, signed bool) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, f.srv.URL+"/sentry/options/routes?installationId=x"+query, nil)
+		if signed {
+			req.Header.Set("Sentry-App-Signature", sign(nil))
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.TrimSpace(string(b))
+	}
+	if status, body := get("", true); status != 200 || body != `[{"label":"payments","value":"payments"},{"label":"default","value":"default"}]` {
+		t.Errorf("options: %d %s", status, body)
+	}
+	if status, body := get("&query=pay", true); status != 200 || body != `[{"label":"payments","value":"payments"}]` {
+		t.Errorf("filtered options: %d %s", status, body)
+	}
+	if status, _ := get("", false); status != 401 {
+		t.Errorf("unsigned options request: %d", status)
+	}
+}
