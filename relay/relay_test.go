@@ -19,7 +19,7 @@ import (
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dingtalk"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dingtalk/dingtalktest"
-		"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/route"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/route"
 )
 
 const (
