@@ -122,6 +122,16 @@ func (t *tags) UnmarshalJSON(b []byte) error {
 			*t = append(*t, tagPair{k, v.String()})
 		}
 	case '[':
+		// Webhooks send pairs; try that shape in one pass first.
+		var pairs [][]text
+		if json.Unmarshal(b, &pairs) == nil {
+			for _, p := range pairs {
+				if len(p) == 2 {
+					*t = append(*t, tagPair{p[0].String(), p[1].String()})
+				}
+			}
+			return nil
+		}
 		var items []json.RawMessage
 		if err := json.Unmarshal(b, &items); err != nil {
 			return nil
@@ -173,37 +183,17 @@ func (s *settings) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// exceptions accepts {"values":[...]} and, from old Sentry, a bare list.
-type exceptions []exception
+// exceptions is the exception interface of a stored event: {"values":[...]}.
+// (Only SDK payloads ever sent a bare list; stored events, which webhooks
+// carry, are normalized.)
+type exceptions struct {
+	Values []exception `json:"values"`
+}
 
 type exception struct {
 	Type       text        `json:"type"`
 	Value      text        `json:"value"`
-	Module     text        `json:"module"`
 	Stacktrace *stacktrace `json:"stacktrace"`
-}
-
-func (e *exceptions) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 {
-		return nil
-	}
-	var list []exception
-	if b[0] == '[' {
-		if err := json.Unmarshal(b, &list); err != nil {
-			return nil
-		}
-	} else {
-		var v struct {
-			Values []exception `json:"values"`
-		}
-		if err := json.Unmarshal(b, &v); err != nil {
-			return nil
-		}
-		list = v.Values
-	}
-	*e = list
-	return nil
 }
 
 type stacktrace struct {

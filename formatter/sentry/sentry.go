@@ -296,11 +296,11 @@ func (e *event) identified() bool {
 	return e != nil && (e.EventID != "" || e.ID != "" || e.title() != "")
 }
 
-func (e *event) exceptions() exceptions {
-	if len(e.Exception) > 0 {
-		return e.Exception
+func (e *event) exceptions() []exception {
+	if len(e.Exception.Values) > 0 {
+		return e.Exception.Values
 	}
-	return e.Sentry9Exception
+	return e.Sentry9Exception.Values
 }
 
 func (e *event) title() string {

@@ -225,7 +225,7 @@ func TestLenientTypes(t *testing.T) {
 	}
 	// A wrong type deep inside the event must not lose the event.
 	body = `{"action":"triggered","data":{"triggered_rule":"r","event":{"event_id":"e1","title":"T",
-		"exception":{"values":"oops"},"tags":{"environment":"prod"},"threads":5,"metadata":[1]}}}`
+		"exception":{"values":"oops"},"tags":{"environment":"prod"},"threads":5,"metadata":[1],"stacktrace":"x"}}}`
 	w, err = Parse("event_alert", []byte(body), opts)
 	if err != nil {
 		t.Fatal(err)

@@ -113,10 +113,11 @@ func Hint(err error, robot Robot) string {
 		switch {
 		case strings.Contains(msg, "keyword") || strings.Contains(msg, "关键词"):
 			return "the robot requires a custom keyword: set DINGTALK_KEYWORD (or the robot's keyword in the routes file) to one of the robot's keywords"
-		case strings.Contains(msg, "timestamp") || strings.Contains(msg, "时间戳"):
-			return "the signature timestamp is more than an hour off: fix this machine's clock (NTP)"
-		case strings.Contains(msg, "ip") && (strings.Contains(msg, "whitelist") || strings.Contains(msg, "白名单")) || strings.Contains(msg, "白名单"):
+		case strings.Contains(msg, "whitelist") || strings.Contains(msg, "白名单"):
 			return "the robot only accepts listed IP addresses: add this relay's egress IP to the robot's IP whitelist"
+		case !strings.Contains(msg, "not match") && !strings.Contains(msg, "不匹配") &&
+			(strings.Contains(msg, "timestamp") || strings.Contains(msg, "时间戳")):
+			return "the signature timestamp is more than an hour off: fix this machine's clock (NTP)"
 		case strings.Contains(msg, "sign") || strings.Contains(msg, "签名"):
 			if robot.Secret == "" {
 				return fmt.Sprintf("the robot signs requests: put its SEC secret on %s", secretAt)

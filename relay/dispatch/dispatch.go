@@ -81,9 +81,10 @@ const (
 	ConfigRetry = 3 * time.Minute
 	backoffBase = time.Second
 	backoffCap  = 5 * time.Minute
-	// maxBatch bounds how many waiting deliveries one pass reads; a digest
-	// carries what fits in one message of them.
-	maxBatch = 5000
+	// maxBatch bounds how many waiting deliveries one pass reads (and so
+	// the memory a pass takes); a digest carries what fits in one message
+	// of them, the oldest first.
+	maxBatch = 1000
 	// storeRetry is the pause after the store failed.
 	storeRetry = 5 * time.Second
 )

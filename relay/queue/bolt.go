@@ -23,7 +23,7 @@ import (
 // Bucket layout. An alert is stored once; each robot's queue holds small
 // records pointing at it, and refs counts how many still do.
 var (
-	bucketAlerts = []byte("alerts") // alert id -> alertRecord
+	bucketAlerts = []byte("alerts") // alert id -> formatter.Alert (JSON)
 	bucketRefs   = []byte("refs")   // alert id -> uint32 deliveries left
 	bucketDead   = []byte("dead")   // seq -> DeadLetter
 	bucketDedupe = []byte("dedupe") // hash(dedupe key) -> expiry (unix ns)
@@ -33,11 +33,6 @@ var (
 
 // FileName is the name of the database file in the data directory.
 const FileName = "queue.db"
-
-type alertRecord struct {
-	Alert    json.RawMessage `json:"alert"`
-	Accepted time.Time       `json:"accepted"`
-}
 
 type deliveryRecord struct {
 	AlertID  string             `json:"alert_id"`
@@ -256,12 +251,8 @@ func (b *Bolt) put(tx *bolt.Tx, sub Submission, now time.Time) (dup bool, err er
 	if err != nil {
 		return false, err
 	}
-	rec, err := json.Marshal(alertRecord{Alert: alert, Accepted: sub.Accepted})
-	if err != nil {
-		return false, err
-	}
 	id := []byte(sub.AlertID)
-	if err := tx.Bucket(bucketAlerts).Put(id, rec); err != nil {
+	if err := tx.Bucket(bucketAlerts).Put(id, alert); err != nil {
 		return false, err
 	}
 	if err := tx.Bucket(bucketRefs).Put(id, u32(uint32(len(sub.Targets)))); err != nil {
@@ -293,7 +284,11 @@ func putDelivery(tx *bolt.Tx, robot string, d deliveryRecord) error {
 
 // Pending returns up to max deliveries waiting for robot, oldest first.
 func (b *Bolt) Pending(ctx context.Context, robot string, max int) ([]Delivery, error) {
-	var out []Delivery
+	// Copy the records out and decode after the read transaction: a long
+	// read transaction would stall a commit that needs to grow the file,
+	// and with it every webhook waiting for that commit.
+	type raw struct{ key, delivery, alert []byte }
+	var rows []raw
 	err := b.db.View(func(tx *bolt.Tx) error {
 		q := tx.Bucket(queueName(robot))
 		if q == nil {
@@ -301,36 +296,40 @@ func (b *Bolt) Pending(ctx context.Context, robot string, max int) ([]Delivery, 
 		}
 		alerts := tx.Bucket(bucketAlerts)
 		c := q.Cursor()
-		for k, v := c.First(); k != nil && len(out) < max; k, v = c.Next() {
-			d, err := decodeDelivery(alerts, robot, k, v)
-			if err != nil {
-				return err
+		for k, v := c.First(); k != nil && len(rows) < max; k, v = c.Next() {
+			var rec struct {
+				AlertID string `json:"alert_id"`
 			}
-			out = append(out, d)
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("delivery %x: %w", k, err)
+			}
+			a := alerts.Get([]byte(rec.AlertID))
+			if a == nil {
+				return fmt.Errorf("delivery %x: alert %s missing", k, rec.AlertID)
+			}
+			rows = append(rows, raw{slices.Clone(k), slices.Clone(v), slices.Clone(a)})
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("queue: read %s: %w", robot, err)
 	}
+	out := make([]Delivery, len(rows))
+	for i, r := range rows {
+		if out[i], err = decodeDelivery(robot, r.key, r.delivery, r.alert); err != nil {
+			return nil, fmt.Errorf("queue: read %s: %w", robot, err)
+		}
+	}
 	return out, nil
 }
 
-func decodeDelivery(alerts *bolt.Bucket, robot string, k, v []byte) (Delivery, error) {
+func decodeDelivery(robot string, k, v, alert []byte) (Delivery, error) {
 	var rec deliveryRecord
 	if err := json.Unmarshal(v, &rec); err != nil {
 		return Delivery{}, fmt.Errorf("delivery %x: %w", k, err)
 	}
 	d := Delivery{ID: seqID(k), AlertID: rec.AlertID, Robot: robot, Mentions: rec.Mentions, Type: rec.Type, Accepted: rec.Accepted}
-	var ar alertRecord
-	raw := alerts.Get([]byte(rec.AlertID))
-	if raw == nil {
-		return Delivery{}, fmt.Errorf("delivery %x: alert %s missing", k, rec.AlertID)
-	}
-	if err := json.Unmarshal(raw, &ar); err != nil {
-		return Delivery{}, fmt.Errorf("alert %s: %w", rec.AlertID, err)
-	}
-	if err := json.Unmarshal(ar.Alert, &d.Alert); err != nil {
+	if err := json.Unmarshal(alert, &d.Alert); err != nil {
 		return Delivery{}, fmt.Errorf("alert %s: %w", rec.AlertID, err)
 	}
 	return d, nil
@@ -367,7 +366,11 @@ func (b *Bolt) remove(robot string, ids []string, buried func() time.Time, reaso
 				continue
 			}
 			if buried != nil {
-				d, err := decodeDelivery(alerts, robot, k, v)
+				var rec deliveryRecord
+				if err := json.Unmarshal(v, &rec); err != nil {
+					return err
+				}
+				d, err := decodeDelivery(robot, k, v, alerts.Get([]byte(rec.AlertID)))
 				if err != nil {
 					return err
 				}
@@ -479,11 +482,7 @@ func (b *Bolt) Replay(ctx context.Context, ids []string, robot string) ([]DeadLe
 				if err != nil {
 					return err
 				}
-				rec, err := json.Marshal(alertRecord{Alert: raw, Accepted: d.Accepted})
-				if err != nil {
-					return err
-				}
-				if err := alerts.Put(id, rec); err != nil {
+				if err := alerts.Put(id, raw); err != nil {
 					return err
 				}
 			}

@@ -394,6 +394,29 @@ func (s *Server) handle(r *http.Request) (status, code int, msg string) {
 // digestLineRE matches a digest line "N. … ×COUNT …".
 var digestLineRE = regexp.MustCompile(`^\d+\. .*×(\d+)`)
 
+// Tally counts, per marker found by re in a message text, the alerts the
+// message carries: N for each digest line "… ×N", 1 for a full card.
+func Tally(text string, re *regexp.Regexp) map[string]int {
+	out := map[string]int{}
+	card := ""
+	for _, line := range strings.Split(text, "\n") {
+		marker := re.FindString(line)
+		if marker == "" {
+			continue
+		}
+		if m := digestLineRE.FindStringSubmatch(line); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			out[marker] += n
+		} else if card == "" {
+			card = marker
+		}
+	}
+	if len(out) == 0 && card != "" {
+		out[card] = 1
+	}
+	return out
+}
+
 // Count returns how many alerts whose title contains marker the accepted
 // messages carry: 1 for each full card, N for each digest line "… ×N".
 func (s *Server) Count(marker string) int {

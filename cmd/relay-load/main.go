@@ -1,0 +1,420 @@
+// Command relay-load measures a relay under load: it runs the relay binary
+// against a DingTalk double (which throttles past 20 messages a minute like
+// DingTalk), fires signed Sentry webhooks at a fixed rate, and reports ack
+// latency, throughput, messages sent, 130101 answers, alerts lost and the
+// relay's peak memory.
+//
+//	relay-load -relay bin/sentry-dingtalk-relay -rate 1000 -duration 10s
+//	relay-load -relay bin/sentry-dingtalk-relay -rate 167 -duration 60s -issues 200 -wait 5m
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dingtalk/dingtalktest"
+)
+
+const clientSecret = "load-test-client-secret"
+
+type options struct {
+	relay       string
+	rate        int
+	duration    time.Duration
+	robots      int
+	issues      int
+	concurrency int
+	wait        time.Duration
+	keep        bool
+	down        bool
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.relay, "relay", "bin/sentry-dingtalk-relay", "relay binary to run")
+	flag.IntVar(&o.rate, "rate", 1000, "webhooks per second")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "how long to fire")
+	flag.IntVar(&o.robots, "robots", 3, "DingTalk robots every alert goes to")
+	flag.IntVar(&o.issues, "issues", 0, "distinct Sentry issues the alerts belong to (0: every alert its own issue)")
+	flag.IntVar(&o.concurrency, "concurrency", 256, "most webhooks in flight")
+	flag.DurationVar(&o.wait, "wait", 2*time.Minute, "how long to wait for every alert to reach every robot")
+	flag.BoolVar(&o.down, "dingtalk-down", false, "point the relay at a closed port: measures ingestion alone (alerts stay queued)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the relay's data directory (and print where it is)")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "relay-load:", err)
+		os.Exit(1)
+	}
+}
+
+func run(o options) error {
+	var robots []dingtalktest.Robot
+	var tokens, secrets []string
+	for i := range o.robots {
+		r := dingtalktest.Robot{Token: fmt.Sprintf("%064d", i+1), Secret: fmt.Sprintf("SEC%064d", i+1), Keyword: "Sentry"}
+		robots = append(robots, r)
+		tokens, secrets = append(tokens, r.Token), append(secrets, r.Secret)
+	}
+	dt := dingtalktest.New(robots...)
+	ts := httptest.NewServer(dt)
+	defer ts.Close()
+
+	dir, err := os.MkdirTemp("", "relay-load")
+	if err != nil {
+		return err
+	}
+	if o.keep {
+		fmt.Printf("relay data directory: %s\n", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	apiURL := ts.URL + "/robot/send"
+	if o.down {
+		closed, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		apiURL = "http://" + closed + "/robot/send"
+	}
+	cmd := exec.Command(o.relay)
+	cmd.Env = append(os.Environ(),
+		"RELAY_ADDR="+addr, "RELAY_DATA_DIR="+dir, "LOG_LEVEL=warn",
+		"DINGTALK_API_URL="+apiURL, "DINGTALK_KEYWORD=Sentry",
+		"DINGTALK_TOKENS="+strings.Join(tokens, "\n"), "DINGTALK_SECRETS="+strings.Join(secrets, "\n"),
+		"SENTRY_CLIENT_SECRET="+clientSecret,
+	)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", o.relay, err)
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	}()
+	base := "http://" + addr
+	if err := waitReady(base); err != nil {
+		return fmt.Errorf("%w\n%s", err, logs.String())
+	}
+	peak := watchRSS(cmd.Process.Pid)
+
+	bodies := prepare(o)
+	fmt.Printf("firing %d webhooks/s for %v at %s (%d robots, %s)\n", o.rate, o.duration, o.relay, o.robots, issuesText(o))
+	res := fire(base, o, bodies)
+	fmt.Printf("webhooks: %d sent, %d accepted (202), %d other answers, %d errors, in %v\n",
+		res.sent, res.accepted, res.other, res.errors, res.elapsed.Round(time.Millisecond))
+	fmt.Printf("throughput: %.0f webhooks/s\n", float64(res.accepted)/res.elapsed.Seconds())
+	fmt.Printf("ack latency: p50 %v  p90 %v  p99 %v  max %v\n", pct(res.latencies, 50), pct(res.latencies, 90), pct(res.latencies, 99), pct(res.latencies, 100))
+
+	fmt.Printf("relay-side answer time: %s\n", serverLatency(base))
+	lost := 0
+	if !o.down {
+		lost = deliveries(dt, robots, res, o)
+	}
+	fmt.Printf("130101 answers: %d\n", dt.Replies(130101))
+	fmt.Printf("alerts lost: %d\n", lost)
+	fmt.Printf("relay RSS: peak %.1f MB\n", float64(peak())/(1<<20))
+	if strings.Contains(logs.String(), "level=ERROR") || strings.Contains(logs.String(), `"level":"ERROR"`) {
+		fmt.Printf("relay logged errors:\n%s\n", tail(logs.String(), 2000))
+	}
+	return nil
+}
+
+func issuesText(o options) string {
+	if o.issues == 0 {
+		return "every alert a new issue"
+	}
+	return fmt.Sprintf("%d distinct issues", o.issues)
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func waitReady(base string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(base + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return errors.New("relay not ready after 10s")
+}
+
+// watchRSS samples the relay's resident memory and returns a function
+// giving the peak seen.
+func watchRSS(pid int) func() int64 {
+	var peak atomic.Int64
+	go func() {
+		for {
+			if kb := statusKB(pid, "VmRSS:"); kb > 0 && kb*1024 > peak.Load() {
+				peak.Store(kb * 1024)
+			} else if kb == 0 {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	return func() int64 {
+		if hwm := statusKB(pid, "VmHWM:") * 1024; hwm > peak.Load() {
+			return hwm
+		}
+		return peak.Load()
+	}
+}
+
+func statusKB(pid int, field string) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, field); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+type result struct {
+	sent, accepted, other, errors int
+	latencies                     []time.Duration
+	elapsed                       time.Duration
+	perIssue                      map[string]int // alerts accepted per issue marker
+}
+
+// payload is an event_alert webhook, like Sentry's docs example, for one
+// alert of an issue.
+func payload(alert, issue int) []byte {
+	b, _ := json.Marshal(map[string]any{
+		"action": "triggered",
+		"actor":  map[string]any{"id": "sentry", "name": "Sentry", "type": "application"},
+		"data": map[string]any{
+			"triggered_rule": "Load test rule",
+			"event": map[string]any{
+				"event_id": fmt.Sprintf("%032x", alert), "issue_id": fmt.Sprint(issue),
+				"title":   fmt.Sprintf("load-%06d: ValueError: invalid literal for int() with base 10", issue),
+				"culprit": "app/views.py in index", "level": "error", "environment": "production", "release": "api@1.0.0",
+				"datetime": time.Now().UTC().Format(time.RFC3339Nano),
+				"url":      fmt.Sprintf("https://sentry.example.com/api/0/projects/acme/api/events/%032x/", alert),
+				"web_url":  fmt.Sprintf("https://sentry.example.com/organizations/acme/issues/%d/events/%032x/", issue, alert),
+				"exception": map[string]any{"values": []any{map[string]any{
+					"type": "ValueError", "value": "invalid literal for int() with base 10: 'abc'",
+					"stacktrace": map[string]any{"frames": frames()},
+				}}},
+				"tags": [][]string{{"environment", "production"}, {"level", "error"}, {"server_name", "web-1"}},
+			},
+		},
+		"installation": map[string]any{"uuid": "a8e5d37a-696c-4c54-adb5-b3f28d64c7de"},
+	})
+	return b
+}
+
+func frames() []map[string]any {
+	var fs []map[string]any
+	for i := range 20 {
+		fs = append(fs, map[string]any{"filename": fmt.Sprintf("app/mod%d.py", i), "lineno": i + 1, "function": fmt.Sprintf("f%d", i),
+			"in_app": i%2 == 0, "context_line": "    value = int(request.args['n'])"})
+	}
+	return fs
+}
+
+type request struct {
+	body, sig []byte
+	marker    string
+}
+
+// prepare builds and signs every webhook before the clock starts, so the
+// generator spends its CPU on sending, not on encoding.
+func prepare(o options) []request {
+	total := int(float64(o.rate) * o.duration.Seconds())
+	out := make([]request, total)
+	for i := range out {
+		issue := i
+		if o.issues > 0 {
+			issue = i % o.issues
+		}
+		body := payload(i, issue)
+		mac := hmac.New(sha256.New, []byte(clientSecret))
+		mac.Write(body)
+		out[i] = request{body: body, sig: []byte(hex.EncodeToString(mac.Sum(nil))), marker: fmt.Sprintf("load-%06d:", issue)}
+	}
+	return out
+}
+
+// fire sends webhooks at a fixed rate. Latency is measured from when each
+// request was due, so a relay that falls behind shows it.
+func fire(base string, o options, reqs []request) result {
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: o.concurrency, MaxConnsPerHost: o.concurrency}}
+	res := result{perIssue: map[string]int{}}
+	var mu sync.Mutex
+	sem := make(chan struct{}, o.concurrency)
+	var wg sync.WaitGroup
+	interval := time.Second / time.Duration(o.rate)
+	start := time.Now()
+	for i, r := range reqs {
+		due := start.Add(time.Duration(i) * interval)
+		if d := time.Until(due); d > 0 {
+			time.Sleep(d)
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, base+"/sentry/webhook", bytes.NewReader(r.body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Sentry-Hook-Resource", "event_alert")
+			req.Header.Set("Sentry-Hook-Signature", string(r.sig))
+			resp, err := client.Do(req)
+			lat := time.Since(due)
+			mu.Lock()
+			defer mu.Unlock()
+			res.sent++
+			if err != nil {
+				res.errors++
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusAccepted {
+				res.accepted++
+				res.latencies = append(res.latencies, lat)
+				res.perIssue[r.marker]++
+			} else {
+				res.other++
+			}
+		})
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	slices.Sort(res.latencies)
+	return res
+}
+
+func pct(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(float64(len(sorted)-1) * p / 100)
+	return sorted[i].Round(10 * time.Microsecond)
+}
+
+var markerRE = regexp.MustCompile(`load-\d{6}:`)
+
+// deliveries waits until every accepted alert reached every robot (or the
+// wait ends), prints what each robot received and returns how many
+// alert deliveries are missing.
+func deliveries(dt *dingtalktest.Server, robots []dingtalktest.Robot, res result, o options) int {
+	want := res.accepted
+	start := time.Now()
+	missing := 0
+	for {
+		missing = 0
+		for _, r := range robots {
+			got := 0
+			for _, m := range dt.Messages(r.Token) {
+				for marker, n := range dingtalktest.Tally(m.Text, markerRE) {
+					if res.perIssue[marker] > 0 {
+						got += n
+					}
+				}
+			}
+			missing += max(0, want-got)
+		}
+		if missing == 0 || time.Since(start) > o.wait {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	for i, r := range robots {
+		msgs := dt.Messages(r.Token)
+		fmt.Printf("robot-%d: %d messages, at most %d in any 60 s\n", i+1, len(msgs), dt.MaxInWindow(r.Token, time.Minute))
+	}
+	if missing == 0 {
+		fmt.Printf("every alert reached every robot %v after the last webhook\n", time.Since(start).Round(time.Second))
+	} else {
+		fmt.Printf("after -wait %v, %d alert deliveries are still queued or lost\n", o.wait, missing)
+	}
+	return missing
+}
+
+// serverLatency reads the relay's own webhook_duration_seconds histogram:
+// the share of webhooks answered within each bucket, as the relay saw it.
+func serverLatency(base string) string {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var total float64
+	buckets := map[string]float64{}
+	var order []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "sentry_dingtalk_relay_webhook_duration_seconds_bucket{le=\""); ok {
+			le, v, _ := strings.Cut(rest, "\"} ")
+			n, _ := strconv.ParseFloat(v, 64)
+			buckets[le] = n
+			order = append(order, le)
+		}
+		if v, ok := strings.CutPrefix(line, "sentry_dingtalk_relay_webhook_duration_seconds_count "); ok {
+			total, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	if total == 0 {
+		return "no data"
+	}
+	var parts []string
+	for _, le := range order {
+		if le == "0.0025" || le == "0.005" || le == "0.01" || le == "0.05" {
+			parts = append(parts, fmt.Sprintf("%.2f%% within %sms", 100*buckets[le]/total, strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.1f", mustFloat(le)*1000), "0"), ".")))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func mustFloat(s string) float64 {
+	f, _ := strconv.ParseFloat(s, 64)
+	return f
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}

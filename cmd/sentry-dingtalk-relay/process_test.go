@@ -1,0 +1,284 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dingtalk/dingtalktest"
+)
+
+// binary is the relay built the way the Dockerfile builds it.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "relay-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "sentry-dingtalk-relay")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version=test", "-o", binary, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building the relay: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// process is a relay process.
+type process struct {
+	cmd  *exec.Cmd
+	addr string
+	logs *lockedBuffer
+	done chan struct{}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startRelay runs the relay binary in dir with env and waits until it is ready.
+func startRelay(t *testing.T, dir string, env ...string) *process {
+	t.Helper()
+	p := &process{addr: freeAddr(t), logs: &lockedBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(binary)
+	p.cmd.Dir = dir
+	p.cmd.Env = append([]string{"RELAY_ADDR=" + p.addr, "LOG_FORMAT=text", "PATH=" + os.Getenv("PATH")}, env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { p.kill() })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + p.addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return p
+			}
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("relay exited: %s", p.logs)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("relay not ready: %s", p.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (p *process) kill() {
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+func (p *process) post(t *testing.T, path string, body []byte, resource string) (int, map[string]string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+p.addr+path, bytes.NewReader(body))
+	if resource != "" {
+		req.Header.Set("Sentry-Hook-Resource", resource)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var answer map[string]string
+	json.NewDecoder(resp.Body).Decode(&answer)
+	return resp.StatusCode, answer
+}
+
+// legacyAlert is a legacy-plugin payload with a unique title.
+func legacyAlert(i int) []byte {
+	b, _ := json.Marshal(map[string]any{
+		"id": fmt.Sprint(1000 + i), "project_slug": "crash", "project_name": "Crash", "level": "error",
+		"url":   fmt.Sprintf("https://sentry.example.com/organizations/acme/issues/%d/", 1000+i),
+		"event": map[string]any{"event_id": fmt.Sprintf("%032d", i), "title": fmt.Sprintf("crash-%05d: boom", i)},
+	})
+	return b
+}
+
+// TestCrashRecovery: a relay with DingTalk down accepts alerts, is killed
+// with SIGKILL, and delivers every one of them after a restart with
+// DingTalk back.
+func TestCrashRecovery(t *testing.T) {
+	dir := t.TempDir()
+	down := freeAddr(t) // nothing listens there
+	env := []string{"DINGTALK_TOKENS=" + tok1, "DINGTALK_SECRETS=" + sec1, "DINGTALK_KEYWORD=Sentry"}
+	p := startRelay(t, dir, append(env, "DINGTALK_API_URL=http://"+down+"/robot/send")...)
+	const n = 40
+	for i := range n {
+		if status, answer := p.post(t, "/sentry/webhook", legacyAlert(i), ""); status != 202 || answer["status"] != "queued" {
+			t.Fatalf("alert %d: %d %v", i, status, answer)
+		}
+	}
+	p.kill()
+
+	dt := dingtalktest.New(dingtalktest.Robot{Token: tok1, Secret: sec1, Keyword: "Sentry"})
+	ts := dt.Start(t)
+	p = startRelay(t, dir, append(env, "DINGTALK_API_URL="+ts.URL+"/robot/send")...)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		missing := 0
+		for i := range n {
+			if dt.Count(fmt.Sprintf("crash-%05d:", i)) != 1 {
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d alerts not delivered after restart: %s\n%s", missing, n, dt, p.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if dt.Replies(130101) != 0 {
+		t.Error("DingTalk throttled the robot")
+	}
+}
+
+// TestRunsOnDefaults: no configuration at all, as `go run` on a fresh
+// machine: dry run into the log, ./data as the queue, clean exit on SIGTERM.
+func TestRunsOnDefaults(t *testing.T) {
+	dir := t.TempDir()
+	p := startRelay(t, dir)
+	body, _ := os.ReadFile(fixturePath("issue.created.json"))
+	if status, _ := p.post(t, "/sentry/webhook", body, "issue"); status != 202 {
+		t.Fatalf("status %d", status)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(p.logs.String(), "blooopy is not defined") {
+		if time.Now().After(deadline) {
+			t.Fatalf("card not logged: %s", p.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	logs := p.logs.String()
+	if !strings.Contains(logs, "no robots configured") || !strings.Contains(logs, "without authentication") {
+		t.Errorf("start-up warnings missing: %s", logs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data", "queue.db")); err != nil {
+		t.Errorf("queue not in ./data: %v", err)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no exit after SIGTERM")
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(p.logs.String(), "relay stopped") {
+		t.Errorf("exit %d: %s", code, p.logs)
+	}
+}
+
+// TestDeadLettersCommandWhileRunning uses the running relay's admin socket.
+func TestDeadLettersCommandWhileRunning(t *testing.T) {
+	dir := t.TempDir()
+	env := []string{"DINGTALK_TOKENS=" + tok1, "RELAY_DATA_DIR=" + dir}
+	p := startRelay(t, dir, env...)
+	cmd := exec.Command(binary, "deadletters", "list")
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "no dead letters" {
+		t.Errorf("deadletters list while running: %v %s", err, out)
+	}
+	p.kill()
+	// And with the relay stopped, directly on the data directory.
+	cmd = exec.Command(binary, "deadletters", "replay", "--all")
+	cmd.Env = env
+	out, err = cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "0 dead letters queued again") {
+		t.Errorf("replay with nothing to replay: %v %s", err, out)
+	}
+	cmd = exec.Command(binary, "deadletters", "replay", "42")
+	cmd.Env = env
+	if out, err = cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "no such dead letter") {
+		t.Errorf("replay of an unknown id: %v %s", err, out)
+	}
+}
+
+// TestProxyIsHonoured: DingTalk calls go through HTTP(S)_PROXY, except
+// for hosts in NO_PROXY.
+func TestProxyIsHonoured(t *testing.T) {
+	dt := dingtalktest.New(dingtalktest.Robot{Token: tok1})
+	var proxied []string
+	var mu sync.Mutex
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		proxied = append(proxied, r.URL.Host)
+		mu.Unlock()
+		dt.ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+	env := []string{"DINGTALK_TOKENS=" + tok1, "DINGTALK_API_URL=http://dingtalk.example.invalid/robot/send", "HTTP_PROXY=" + proxy.URL}
+	cmd := exec.Command(binary, "test")
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "ok") {
+		t.Fatalf("test through the proxy: %v %s", err, out)
+	}
+	if len(proxied) != 1 || proxied[0] != "dingtalk.example.invalid" {
+		t.Errorf("proxy saw %v", proxied)
+	}
+	cmd = exec.Command(binary, "test")
+	cmd.Env = append(env, "NO_PROXY=dingtalk.example.invalid")
+	out, _ = cmd.CombinedOutput()
+	if len(proxied) != 1 || !strings.Contains(string(out), "cannot resolve") {
+		t.Errorf("NO_PROXY ignored: proxy saw %v; output %s", proxied, out)
+	}
+}
+
+func TestHelpMentionsEveryCommand(t *testing.T) {
+	out, _ := exec.Command(binary, "help").Output()
+	for _, c := range []string{"serve", "test", "render", "smoke", "deadletters", "schema", "version"} {
+		if !strings.Contains(string(out), c) {
+			t.Errorf("help lacks %s", c)
+		}
+	}
+	v, _ := exec.Command(binary, "version").Output()
+	if strings.TrimSpace(string(v)) != "sentry-dingtalk-relay test" {
+		t.Errorf("version %q: -X main.version not applied", v)
+	}
+}
