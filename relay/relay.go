@@ -131,7 +131,10 @@ func New(opts Options) (*Relay, error) {
 	r.robots = robots
 	r.router = route.New(routes)
 
-	store, err := queue.OpenBolt(opts.DataDir, queue.BoltOptions{DedupeWindow: opts.DedupeWindow, Now: opts.Now})
+	// The store tells the dispatcher when deliveries can be read; the
+	// dispatcher exists before the first webhook can arrive.
+	wake := func(robot string) { r.dispatcher.Wake(robot) }
+	store, err := queue.OpenBolt(opts.DataDir, queue.BoltOptions{DedupeWindow: opts.DedupeWindow, Now: opts.Now, Notify: wake, Log: opts.Log})
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +249,7 @@ func (r *Relay) routes() http.Handler {
 	}
 	hook := &webhook.Handler{
 		ClientSecret: r.opts.ClientSecret, Token: r.opts.WebhookToken, MaxBody: r.opts.MaxBodyBytes,
-		SentryURL: r.opts.SentryURL, Queue: r.store, Router: r.router, Wake: r.dispatcher.Wake,
+		SentryURL: r.opts.SentryURL, Queue: r.store, Router: r.router,
 		Metrics: r.metrics, Log: r.log, Now: r.opts.Now,
 	}
 	action := &webhook.RuleAction{ClientSecret: r.opts.ClientSecret, Router: r.router, Log: r.log}

@@ -35,6 +35,10 @@ type Store interface {
 type Limiter interface {
 	// Take records a send if one is allowed now, else says how long to wait.
 	Take(ctx context.Context, robot string) (time.Duration, error)
+	// Done moves the send Take recorded last to now, when it has finished:
+	// DingTalk counts a message when it arrives, which can be later than
+	// it was taken.
+	Done(ctx context.Context, robot string) error
 	// Park stops sends to robot until the given time.
 	Park(ctx context.Context, robot string, until time.Time) error
 }
@@ -93,6 +97,10 @@ const (
 type Dispatcher struct {
 	cfg     Config
 	workers map[string]*worker
+	// composing lets one worker at a time read and render a batch: in a
+	// storm every robot composes at once, and together they would take
+	// the CPU and memory webhooks need.
+	composing chan struct{}
 }
 
 // New returns a dispatcher for the robots.
@@ -106,10 +114,10 @@ func New(cfg Config, robots []Robot) *Dispatcher {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	d := &Dispatcher{cfg: cfg, workers: map[string]*worker{}}
+	d := &Dispatcher{cfg: cfg, workers: map[string]*worker{}, composing: make(chan struct{}, 1)}
 	for _, r := range robots {
 		d.workers[r.Key] = &worker{
-			Config: &d.cfg, robot: r, wake: make(chan struct{}, 1),
+			Config: &d.cfg, robot: r, wake: make(chan struct{}, 1), composing: d.composing,
 			log: cfg.Log.With("robot", r.Name),
 		}
 	}
@@ -164,9 +172,10 @@ func (b *batch) oldest() time.Time {
 
 type worker struct {
 	*Config
-	robot Robot
-	wake  chan struct{}
-	log   *slog.Logger
+	robot     Robot
+	wake      chan struct{}
+	composing chan struct{}
+	log       *slog.Logger
 
 	inflight  *batch    // kept across transient failures: same body, same msgUuid
 	notBefore time.Time // backoff or configuration-error pause
@@ -228,6 +237,9 @@ func (w *worker) step(ctx context.Context) time.Duration {
 	if w.inflight == nil {
 		b, err := w.compose(ctx, now)
 		if err != nil {
+			if ctx.Err() != nil {
+				return idle
+			}
 			w.log.Error("reading the queue failed", "err", err)
 			return storeRetry
 		}
@@ -242,6 +254,12 @@ func (w *worker) step(ctx context.Context) time.Duration {
 // compose reads what waits, buries what is too old, and renders the next
 // message: the full card of a lone alert, else a digest of as much as fits.
 func (w *worker) compose(ctx context.Context, now time.Time) (*batch, error) {
+	select {
+	case w.composing <- struct{}{}:
+		defer func() { <-w.composing }()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	ds, err := w.Store.Pending(ctx, w.robot.Key, maxBatch)
 	if err != nil {
 		return nil, err
@@ -316,6 +334,9 @@ func (w *worker) send(ctx context.Context) time.Duration {
 	// A send in progress finishes even during shutdown: the HTTP client's
 	// timeout bounds it, and abandoning it would only cause a re-send.
 	retry, err := w.robot.Notifier.Notify(context.WithoutCancel(ctx), w.robot.Robot, msg)
+	if derr := w.Limiter.Done(ctx, w.robot.Key); derr != nil {
+		w.log.Error("rate limiter failed", "err", derr)
+	}
 	now := w.Now()
 	w.count(err)
 	if err == nil {

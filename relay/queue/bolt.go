@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,7 +27,7 @@ var (
 	bucketAlerts = []byte("alerts") // alert id -> formatter.Alert (JSON)
 	bucketRefs   = []byte("refs")   // alert id -> uint32 deliveries left
 	bucketDead   = []byte("dead")   // seq -> DeadLetter
-	bucketDedupe = []byte("dedupe") // hash(dedupe key) -> expiry (unix ns)
+	bucketDedupe = []byte("dedupe") // expiry (unix ns) + hash(dedupe key) -> nothing
 	bucketMeta   = []byte("meta")
 	queuePrefix  = []byte("q/") // "q/<robot>": seq -> deliveryRecord
 )
@@ -41,21 +42,32 @@ type deliveryRecord struct {
 	Accepted time.Time          `json:"accepted"`
 }
 
-// Bolt is the embedded store: one bbolt file, fsynced on every commit.
-// Concurrent Enqueue calls share commits (group commit), so durability does
-// not cap the webhook rate.
+// Bolt is the embedded store: a bbolt file, fsynced on every commit, fed
+// through a journal (see journal.go). Concurrent Enqueue calls share one
+// journal write and sync (group commit), so durability does not cap the
+// webhook rate, and the bbolt commits happen off the webhook's path.
 type Bolt struct {
 	db     *bolt.DB
+	dir    string
 	window time.Duration
 	now    func() time.Time
+	notify func(robot string)
+	log    *slog.Logger
 
+	journal *journal
 	reqs    chan *enqueueReq
 	closing chan struct{}
 	done    chan struct{}
 	once    sync.Once
 
-	mu    sync.Mutex
-	depth map[string]int
+	mu       sync.Mutex
+	moved    *sync.Cond
+	toMove   []moveItem         // journaled, not yet in bbolt
+	moving   int                // taken by the mover, not yet committed
+	keys     map[[16]byte]int64 // dedupe keys within their window -> expiry (unix ns)
+	depth    map[string]int     // deliveries in bbolt, per robot
+	stopping bool
+	moverErr error
 }
 
 // BoltOptions configure OpenBolt.
@@ -67,6 +79,10 @@ type BoltOptions struct {
 	// LockTimeout is how long to wait for another process holding the
 	// file; 0 means one second.
 	LockTimeout time.Duration
+	// Notify is called with a robot once new deliveries for it can be read.
+	Notify func(robot string)
+	// Log receives the store's errors; nil discards.
+	Log *slog.Logger
 }
 
 // ErrLocked means another process (a running relay) has the store open.
@@ -79,10 +95,36 @@ type enqueueReq struct {
 	done chan struct{}
 }
 
-// maxGroup bounds how many submissions share one commit.
-const maxGroup = 512
+// moveItem is a journaled submission on its way into bbolt.
+type moveItem struct {
+	rec    storedSubmission
+	alert  []byte
+	dedupe []byte
+	end    position
+}
 
-// OpenBolt opens (creating if needed) the store in dir.
+// storedSubmission is a submission as the journal keeps it.
+type storedSubmission struct {
+	AlertID string          `json:"alert_id"`
+	Dedupe  []byte          `json:"dedupe,omitempty"`
+	Expires int64           `json:"expires,omitempty"`
+	Alert   json.RawMessage `json:"alert"`
+	Targets []Target        `json:"targets"`
+	Accept  time.Time       `json:"accepted"`
+}
+
+// Grouping: submissions per journal write; items per bbolt commit, and how
+// long the mover lets them gather.
+const (
+	maxGroup  = 512
+	maxMove   = 1000
+	moveDelay = 50 * time.Millisecond
+)
+
+var keyJournal = []byte("journal") // meta: position moved into bbolt
+
+// OpenBolt opens (creating if needed) the store in dir, replaying any
+// journaled submissions a crash left unmoved.
 func OpenBolt(dir string, opts BoltOptions) (*Bolt, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("queue: create data directory: %w", err)
@@ -100,20 +142,46 @@ func OpenBolt(dir string, opts BoltOptions) (*Bolt, error) {
 		return nil, fmt.Errorf("queue: open %s: %w", path, err)
 	}
 	b := &Bolt{
-		db: db, window: opts.DedupeWindow, now: opts.Now,
+		db: db, dir: dir, window: opts.DedupeWindow, now: opts.Now, notify: opts.Notify, log: opts.Log,
 		// Unbuffered: a submission is handed to the writer or refused,
 		// never left in a buffer nobody reads after Close.
 		reqs: make(chan *enqueueReq), closing: make(chan struct{}), done: make(chan struct{}),
-		depth: map[string]int{},
+		keys: map[[16]byte]int64{}, depth: map[string]int{},
 	}
+	b.moved = sync.NewCond(&b.mu)
 	if b.now == nil {
 		b.now = time.Now
+	}
+	if b.log == nil {
+		b.log = slog.New(slog.DiscardHandler)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketAlerts, bucketRefs, bucketDead, bucketDedupe, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("queue: initialize %s: %w", path, err)
+	}
+	next, err := b.replay()
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("queue: replay the journal in %s: %w", dir, err)
+	}
+	now := b.now().UnixNano()
+	err = db.View(func(tx *bolt.Tx) error {
+		err := tx.Bucket(bucketDedupe).ForEach(func(k, _ []byte) error {
+			if exp := int64(binary.BigEndian.Uint64(k)); len(k) == 24 && exp > now {
+				b.keys[[16]byte(k[8:])] = exp
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		return tx.ForEach(func(name []byte, bk *bolt.Bucket) error {
 			if robot, ok := bytes.CutPrefix(name, queuePrefix); ok {
@@ -124,22 +192,105 @@ func OpenBolt(dir string, opts BoltOptions) (*Bolt, error) {
 	})
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("queue: initialize %s: %w", path, err)
+		return nil, fmt.Errorf("queue: count %s: %w", path, err)
+	}
+	if b.journal, err = openJournal(dir, next); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("queue: %w", err)
 	}
 	go b.writer()
+	go b.mover()
 	return b, nil
 }
 
-// Close stops accepting submissions, finishes the commit in progress and
-// closes the file.
+// replay moves what the journal holds past the recorded position into
+// bbolt and deletes the journal files. It returns the number for the next
+// journal file.
+func (b *Bolt) replay() (uint64, error) {
+	var from position
+	err := b.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(keyJournal); v != nil {
+			return json.Unmarshal(v, &from)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	seqs, err := journalFiles(b.dir)
+	if err != nil {
+		return 0, err
+	}
+	next := from.Seq + 1
+	for _, seq := range seqs {
+		next = max(next, seq+1)
+		if seq < from.Seq {
+			continue
+		}
+		off := int64(0)
+		if seq == from.Seq {
+			off = from.Off
+		}
+		recs, err := readJournal(b.dir, seq, off)
+		if err != nil {
+			return 0, err
+		}
+		for len(recs) > 0 {
+			n := min(len(recs), maxMove)
+			items := make([]moveItem, 0, n)
+			for _, r := range recs[:n] {
+				var st storedSubmission
+				if err := json.Unmarshal(r.payload, &st); err != nil {
+					return 0, fmt.Errorf("journal %d: %w", seq, err)
+				}
+				items = append(items, moveItem{rec: st, alert: st.Alert, dedupe: st.Dedupe, end: r.end})
+			}
+			if err := b.db.Update(func(tx *bolt.Tx) error { return store(tx, items) }); err != nil {
+				return 0, err
+			}
+			recs = recs[n:]
+		}
+	}
+	// Everything is in bbolt now.
+	for _, seq := range seqs {
+		if err := os.Remove(journalPath(b.dir, seq)); err != nil {
+			return 0, err
+		}
+	}
+	return next, nil
+}
+
+// Close stops accepting submissions, moves what was journaled into bbolt
+// and closes the files.
 func (b *Bolt) Close() error {
 	b.once.Do(func() { close(b.closing) })
 	<-b.done
+	b.mu.Lock()
+	b.stopping = true
+	b.moved.Broadcast()
+	for len(b.toMove) > 0 || b.moving > 0 {
+		if b.moverErr != nil {
+			// bbolt refuses: the journal keeps the rest for the next start.
+			break
+		}
+		b.moved.Wait()
+	}
+	empty := len(b.toMove) == 0 && b.moving == 0
+	b.mu.Unlock()
+	b.journal.close()
+	if empty {
+		// Everything journaled is in bbolt: a clean start needs no replay.
+		if seqs, err := journalFiles(b.dir); err == nil {
+			for _, seq := range seqs {
+				os.Remove(journalPath(b.dir, seq))
+			}
+		}
+	}
 	return b.db.Close()
 }
 
-// Enqueue stores a submission: the alert and one delivery per target, in
-// one durable commit. It reports dup (and stores nothing) when the
+// Enqueue stores a submission: the alert and one delivery per target,
+// durably before it returns. It reports dup (and stores nothing) when the
 // submission's dedupe key was seen within the dedupe window.
 func (b *Bolt) Enqueue(ctx context.Context, sub Submission) (dup bool, err error) {
 	req := &enqueueReq{sub: sub, done: make(chan struct{})}
@@ -158,9 +309,9 @@ func (b *Bolt) Enqueue(ctx context.Context, sub Submission) (dup bool, err error
 	}
 }
 
-// writer commits waiting submissions together: while one commit syncs,
-// the next batch gathers, so a burst costs few fsyncs and a lone webhook
-// waits for none but its own.
+// writer journals waiting submissions together: while one group syncs, the
+// next gathers, so a burst costs few fsyncs and a lone webhook waits for
+// none but its own.
 func (b *Bolt) writer() {
 	defer close(b.done)
 	for {
@@ -181,7 +332,7 @@ func (b *Bolt) writer() {
 				break gather
 			}
 		}
-		b.commit(group)
+		b.journalGroup(group)
 	}
 }
 
@@ -197,73 +348,223 @@ func (b *Bolt) failPending() {
 	}
 }
 
-func (b *Bolt) commit(group []*enqueueReq) {
-	added := map[string]int{}
+// journalGroup decides duplicates, writes the rest to the journal and
+// hands them to the mover.
+func (b *Bolt) journalGroup(group []*enqueueReq) {
 	now := b.now()
-	err := b.db.Update(func(tx *bolt.Tx) error {
-		for _, r := range group {
-			r.dup = false
-			dup, err := b.put(tx, r.sub, now)
-			if err != nil {
-				return err
+	var payloads [][]byte
+	var items []moveItem
+	var kept []*enqueueReq
+	marked := map[[16]byte]bool{}
+	for _, r := range group {
+		st := storedSubmission{AlertID: r.sub.AlertID, Targets: r.sub.Targets, Accept: r.sub.Accepted}
+		if r.sub.DedupeKey != "" && b.window > 0 {
+			h := [16]byte(hashKey(r.sub.DedupeKey))
+			if marked[h] || b.seen(h, now) {
+				r.dup = true
+				continue
 			}
-			r.dup = dup
+			marked[h] = true
+			st.Dedupe, st.Expires = h[:], now.Add(b.window).UnixNano()
 		}
-		return nil
-	})
-	if err == nil {
-		for _, r := range group {
-			if !r.dup {
-				for _, t := range r.sub.Targets {
-					added[t.Robot]++
+		alert, err := json.Marshal(r.sub.Alert)
+		if err == nil {
+			st.Alert = alert
+			var payload []byte
+			if payload, err = json.Marshal(st); err == nil {
+				payloads = append(payloads, payload)
+				items = append(items, moveItem{rec: st, alert: alert, dedupe: st.Dedupe})
+				kept = append(kept, r)
+				continue
+			}
+		}
+		r.err = fmt.Errorf("queue: encode alert: %w", err)
+	}
+	if len(payloads) > 0 {
+		ends, err := b.journal.append(payloads)
+		if err != nil {
+			for _, r := range kept {
+				r.err = fmt.Errorf("queue: store alert: %w", err)
+			}
+		} else {
+			for i := range items {
+				items[i].end = ends[i]
+			}
+			b.mu.Lock()
+			for _, it := range items {
+				if it.dedupe != nil {
+					b.keys[[16]byte(it.dedupe)] = it.rec.Expires
 				}
 			}
+			b.toMove = append(b.toMove, items...)
+			b.moved.Broadcast()
+			b.mu.Unlock()
 		}
-		b.mu.Lock()
-		for robot, n := range added {
-			b.depth[robot] += n
-		}
-		b.mu.Unlock()
 	}
 	for _, r := range group {
-		if err != nil {
-			r.err = fmt.Errorf("queue: store alert: %w", err)
-		}
 		close(r.done)
 	}
 }
 
-func (b *Bolt) put(tx *bolt.Tx, sub Submission, now time.Time) (dup bool, err error) {
-	if sub.DedupeKey != "" && b.window > 0 {
-		dd := tx.Bucket(bucketDedupe)
-		k := hashKey(sub.DedupeKey)
-		if v := dd.Get(k); len(v) == 8 && int64(binary.BigEndian.Uint64(v)) > now.UnixNano() {
-			return true, nil
+// seen reports whether a dedupe key is within its window.
+func (b *Bolt) seen(h [16]byte, now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	exp, ok := b.keys[h]
+	return ok && exp > now.UnixNano()
+}
+
+// dedupeEntry is the key of a dedupe key in bbolt: its expiry first, so
+// new keys are appended and expired ones are a prefix to cut.
+func dedupeEntry(expires int64, hash []byte) []byte {
+	return append(u64(uint64(expires)), hash...)
+}
+
+// mover copies journaled submissions into bbolt, many per commit.
+func (b *Bolt) mover() {
+	for {
+		b.mu.Lock()
+		for len(b.toMove) == 0 && !b.stopping {
+			b.moved.Wait()
 		}
-		if err := dd.Put(k, u64(uint64(now.Add(b.window).UnixNano()))); err != nil {
-			return false, err
+		if len(b.toMove) == 0 {
+			b.mu.Unlock()
+			return
+		}
+		if len(b.toMove) < maxMove && !b.stopping {
+			// Let a few more groups arrive: fewer, larger bbolt commits
+			// compete less with the journal's syncs. Nobody waits on this
+			// but the dispatcher, for a few milliseconds.
+			b.mu.Unlock()
+			time.Sleep(moveDelay)
+			b.mu.Lock()
+		}
+		n := min(len(b.toMove), maxMove)
+		batch := slices.Clone(b.toMove[:n])
+		b.toMove = b.toMove[n:]
+		b.moving = n
+		stopping := b.stopping
+		b.mu.Unlock()
+
+		err := b.db.Update(func(tx *bolt.Tx) error { return store(tx, batch) })
+
+		b.mu.Lock()
+		b.moving = 0
+		if err != nil {
+			b.moverErr = err
+			b.toMove = append(batch, b.toMove...)
+			b.moved.Broadcast()
+			b.mu.Unlock()
+			b.log.Error("moving journaled alerts into the queue failed; retrying (they are safe in the journal)", "err", err, "alerts", n)
+			if stopping {
+				return
+			}
+			select {
+			case <-time.After(time.Second):
+			case <-b.closing:
+			}
+			continue
+		}
+		b.moverErr = nil
+		robots := map[string]bool{}
+		for _, it := range batch {
+			for _, t := range it.rec.Targets {
+				b.depth[t.Robot]++
+				robots[t.Robot] = true
+			}
+		}
+		b.moved.Broadcast()
+		b.mu.Unlock()
+		b.dropMovedJournals(batch)
+		if b.notify != nil {
+			for r := range robots {
+				b.notify(r)
+			}
 		}
 	}
-	if len(sub.Targets) == 0 {
-		return false, nil
+}
+
+// dropMovedJournals deletes journal files older than the one holding the
+// last moved record: everything in them is in bbolt.
+func (b *Bolt) dropMovedJournals(batch []moveItem) {
+	var last position
+	for _, it := range batch {
+		if last.before(it.end) {
+			last = it.end
+		}
 	}
-	alert, err := json.Marshal(sub.Alert)
+	if last.Seq == 0 {
+		return
+	}
+	seqs, err := journalFiles(b.dir)
 	if err != nil {
-		return false, err
+		return
 	}
-	id := []byte(sub.AlertID)
-	if err := tx.Bucket(bucketAlerts).Put(id, alert); err != nil {
-		return false, err
-	}
-	if err := tx.Bucket(bucketRefs).Put(id, u32(uint32(len(sub.Targets)))); err != nil {
-		return false, err
-	}
-	for _, t := range sub.Targets {
-		if err := putDelivery(tx, t.Robot, deliveryRecord{AlertID: sub.AlertID, Mentions: t.Mentions, Type: t.Type, Accepted: sub.Accepted}); err != nil {
-			return false, err
+	for _, seq := range seqs {
+		if seq < last.Seq {
+			os.Remove(journalPath(b.dir, seq))
 		}
 	}
-	return false, nil
+}
+
+// Sync waits until every submission acknowledged so far can be read from
+// bbolt.
+func (b *Bolt) Sync(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() {
+		b.mu.Lock()
+		b.moved.Broadcast()
+		b.mu.Unlock()
+	})
+	defer stop()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for len(b.toMove) > 0 || b.moving > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		b.moved.Wait()
+	}
+	return nil
+}
+
+// store writes journaled submissions into bbolt and records how far the
+// journal has been moved.
+func store(tx *bolt.Tx, items []moveItem) error {
+	var last position
+	alerts, refs, dd := appendOnly(tx.Bucket(bucketAlerts)), appendOnly(tx.Bucket(bucketRefs)), appendOnly(tx.Bucket(bucketDedupe))
+	for _, it := range items {
+		if it.dedupe != nil {
+			if err := dd.Put(dedupeEntry(it.rec.Expires, it.dedupe), nil); err != nil {
+				return err
+			}
+		}
+		if last.before(it.end) {
+			last = it.end
+		}
+		if len(it.rec.Targets) == 0 {
+			continue
+		}
+		id := []byte(it.rec.AlertID)
+		if err := alerts.Put(id, it.alert); err != nil {
+			return err
+		}
+		if err := refs.Put(id, u32(uint32(len(it.rec.Targets)))); err != nil {
+			return err
+		}
+		for _, t := range it.rec.Targets {
+			if err := putDelivery(tx, t.Robot, deliveryRecord{AlertID: it.rec.AlertID, Mentions: t.Mentions, Type: t.Type, Accepted: it.rec.Accept}); err != nil {
+				return err
+			}
+		}
+	}
+	if last.Seq == 0 {
+		return nil
+	}
+	pos, err := json.Marshal(last)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketMeta).Put(keyJournal, pos)
 }
 
 func putDelivery(tx *bolt.Tx, robot string, d deliveryRecord) error {
@@ -271,6 +572,7 @@ func putDelivery(tx *bolt.Tx, robot string, d deliveryRecord) error {
 	if err != nil {
 		return err
 	}
+	appendOnly(q)
 	seq, err := q.NextSequence()
 	if err != nil {
 		return err
@@ -355,7 +657,7 @@ func (b *Bolt) remove(robot string, ids []string, buried func() time.Time, reaso
 		if q == nil {
 			return nil
 		}
-		alerts, refs, dead := tx.Bucket(bucketAlerts), tx.Bucket(bucketRefs), tx.Bucket(bucketDead)
+		alerts, refs, dead := tx.Bucket(bucketAlerts), tx.Bucket(bucketRefs), appendOnly(tx.Bucket(bucketDead))
 		for _, id := range ids {
 			k, err := parseSeqID(id)
 			if err != nil {
@@ -454,7 +756,7 @@ func (b *Bolt) Replay(ctx context.Context, ids []string, robot string) ([]DeadLe
 	now := b.now()
 	err := b.db.Update(func(tx *bolt.Tx) error {
 		replayed = nil
-		dead, alerts, refs := tx.Bucket(bucketDead), tx.Bucket(bucketAlerts), tx.Bucket(bucketRefs)
+		dead, alerts, refs := tx.Bucket(bucketDead), appendOnly(tx.Bucket(bucketAlerts)), appendOnly(tx.Bucket(bucketRefs))
 		var keys [][]byte
 		c := dead.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
@@ -557,19 +859,15 @@ func (b *Bolt) Check(ctx context.Context) error {
 
 // Sweep forgets dedupe keys whose window has passed.
 func (b *Bolt) Sweep(ctx context.Context) (int, error) {
-	now := uint64(b.now().UnixNano())
+	now := b.now().UnixNano()
 	n := 0
 	err := b.db.Update(func(tx *bolt.Tx) error {
+		n = 0
 		dd := tx.Bucket(bucketDedupe)
 		var expired [][]byte
-		err := dd.ForEach(func(k, v []byte) error {
-			if len(v) != 8 || binary.BigEndian.Uint64(v) <= now {
-				expired = append(expired, slices.Clone(k))
-			}
-			return nil
-		})
-		if err != nil {
-			return err
+		c := dd.Cursor()
+		for k, _ := c.First(); k != nil && int64(binary.BigEndian.Uint64(k)) <= now; k, _ = c.Next() {
+			expired = append(expired, slices.Clone(k))
 		}
 		for _, k := range expired {
 			if err := dd.Delete(k); err != nil {
@@ -582,7 +880,22 @@ func (b *Bolt) Sweep(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("queue: sweep dedupe keys: %w", err)
 	}
+	b.mu.Lock()
+	for h, exp := range b.keys {
+		if exp <= now {
+			delete(b.keys, h)
+		}
+	}
+	b.mu.Unlock()
 	return n, nil
+}
+
+// appendOnly packs a bucket's pages full: its keys only ever grow (time-
+// ordered ids, sequences), so the half-empty pages bbolt leaves for
+// inserts in the middle would only double the pages every commit writes.
+func appendOnly(b *bolt.Bucket) *bolt.Bucket {
+	b.FillPercent = 0.95
+	return b
 }
 
 func queueName(robot string) []byte {

@@ -84,6 +84,17 @@ func (w *Window) Take(ctx context.Context, robot string) (time.Duration, error) 
 	return 0, nil
 }
 
+// Done moves robot's latest send to now: the window then counts it from
+// when it finished, the latest DingTalk can have counted it.
+func (w *Window) Done(ctx context.Context, robot string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if st, ok := w.robots[robot]; ok && len(st.sent) > 0 {
+		st.sent[len(st.sent)-1] = w.now()
+	}
+	return nil
+}
+
 // Park stops sends to robot until the given time.
 func (w *Window) Park(ctx context.Context, robot string, until time.Time) error {
 	w.mu.Lock()

@@ -126,3 +126,16 @@ func TestWaitingRecordsNothing(t *testing.T) {
 		}
 	})
 }
+
+func TestDoneCountsFromCompletion(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := NewWindow(1, Period, nil)
+		w.Take(context.Background(), "a")
+		time.Sleep(5 * time.Second) // a slow send
+		w.Done(context.Background(), "a")
+		time.Sleep(Period - time.Second)
+		if wait, _ := w.Take(context.Background(), "a"); wait != time.Second {
+			t.Errorf("wait %v: the window must count the send from when it finished", wait)
+		}
+	})
+}

@@ -4,6 +4,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -12,7 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -53,10 +53,8 @@ type Handler struct {
 	SentryURL string
 	Queue     Queue
 	Router    Router
-	// Wake tells the dispatcher a robot has new deliveries.
-	Wake    func(robot string)
-	Metrics *metrics.Metrics
-	Log     *slog.Logger
+	Metrics   *metrics.Metrics
+	Log       *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// StoreTimeout bounds how long storing an alert may take; 0 means 5 s.
@@ -167,11 +165,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res.name = "queued"
-	for _, t := range targets {
-		if h.Wake != nil {
-			h.Wake(t.Robot)
-		}
-	}
 	h.log().Debug("alert queued", "id", id, "resource", res.resource, "action", wh.Alert.Action, "robots", len(targets))
 	writeJSON(w, http.StatusAccepted, map[string]string{"status": "queued", "id": id})
 }
@@ -207,16 +200,20 @@ func ValidSignature(secret string, body []byte, header http.Header) bool {
 	return hmac.Equal(got, mac.Sum(nil))
 }
 
-// ReadBody reads a request body of at most max bytes. On failure it returns
+// ReadBody reads a request body of at most limit bytes. On failure it returns
 // the HTTP status to answer: 413 for a body too large, 400 otherwise.
-func ReadBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, int, error) {
-	if r.ContentLength > max {
-		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("body of %d bytes is larger than the limit of %d bytes (RELAY_MAX_BODY_BYTES)", r.ContentLength, max)
+func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, int, error) {
+	if r.ContentLength > limit {
+		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("body of %d bytes is larger than the limit of %d bytes (RELAY_MAX_BODY_BYTES)", r.ContentLength, limit)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	// Read straight into a buffer of the announced size: growing one by
+	// doubling costs a 10 MB body twice its size in garbage.
+	buf := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 0), limit)+1))
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
+	body := buf.Bytes()
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("body is larger than the limit of %d bytes (RELAY_MAX_BODY_BYTES)", max)
+		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("body is larger than the limit of %d bytes (RELAY_MAX_BODY_BYTES)", limit)
 	}
 	if err != nil {
 		return nil, http.StatusBadRequest, fmt.Errorf("reading the body failed: %w", err)

@@ -1,0 +1,170 @@
+package queue
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// journalOnly writes submissions to a journal as the writer does, without
+// moving them: the state a crash right after the 202 leaves behind.
+func journalOnly(t *testing.T, dir string, seq uint64, subs ...Submission) []position {
+	t.Helper()
+	j, err := openJournal(dir, seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.close()
+	var payloads [][]byte
+	for _, sub := range subs {
+		alert, _ := json.Marshal(sub.Alert)
+		st := storedSubmission{AlertID: sub.AlertID, Targets: sub.Targets, Accept: sub.Accepted, Alert: alert}
+		if sub.DedupeKey != "" {
+			h := hashKey(sub.DedupeKey)
+			st.Dedupe, st.Expires = h, time.Now().Add(time.Hour).UnixNano()
+		}
+		p, _ := json.Marshal(st)
+		payloads = append(payloads, p)
+	}
+	ends, err := j.append(payloads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ends
+}
+
+func TestReplayAfterCrash(t *testing.T) {
+	dir := t.TempDir()
+	// A store that has moved alert 0, then crashed with 1 and 2 journaled only.
+	b := open(t, dir, nil)
+	enqueue(t, b, submission(0, "a"))
+	b.Close()
+	journalOnly(t, dir, 7, submission(1, "a", "b"), submission(2, "a"))
+
+	b = open(t, dir, nil)
+	defer b.Close()
+	pa, _ := b.Pending(ctx, "a", 10)
+	pb, _ := b.Pending(ctx, "b", 10)
+	if fmt.Sprint(titles(pa)) != "[alert 0 alert 1 alert 2]" || fmt.Sprint(titles(pb)) != "[alert 1]" {
+		t.Fatalf("after replay a=%v b=%v", titles(pa), titles(pb))
+	}
+	if b.Depth("a") != 3 || b.Depth("b") != 1 {
+		t.Errorf("depths %d %d", b.Depth("a"), b.Depth("b"))
+	}
+	// Replayed dedupe keys still count.
+	if dup := enqueue(t, b, submission(2, "a")); !dup {
+		t.Error("replayed submission's dedupe key forgotten")
+	}
+	if seqs, _ := journalFiles(dir); len(seqs) != 1 || seqs[0] != 8 {
+		t.Errorf("journal files after replay: %v, want only the new one (8)", seqs)
+	}
+}
+
+func TestReplaySkipsWhatWasMoved(t *testing.T) {
+	dir := t.TempDir()
+	b := open(t, dir, nil)
+	subs := []Submission{submission(1, "a"), submission(2, "a"), submission(3, "a")}
+	ends := journalOnly(t, dir, 100, subs...)
+	// The mover stored the first two (and recorded how far it got); then
+	// the process died before deleting the journal.
+	var items []moveItem
+	for i, sub := range subs[:2] {
+		alert, _ := json.Marshal(sub.Alert)
+		items = append(items, moveItem{rec: storedSubmission{AlertID: sub.AlertID, Targets: sub.Targets, Accept: sub.Accepted}, alert: alert, end: ends[i]})
+	}
+	if err := b.db.Update(func(tx *bolt.Tx) error { return store(tx, items) }); err != nil {
+		t.Fatal(err)
+	}
+	b.db.Close() // a crash: no Close, no journal cleanup
+
+	b = open(t, dir, nil)
+	defer b.Close()
+	pa, _ := b.Pending(ctx, "a", 10)
+	if fmt.Sprint(titles(pa)) != "[alert 1 alert 2 alert 3]" {
+		t.Fatalf("pending %v: want each alert once", titles(pa))
+	}
+}
+
+func TestTornTailIsDropped(t *testing.T) {
+	dir := t.TempDir()
+	ends := journalOnly(t, dir, 1, submission(1, "a"), submission(2, "a"), submission(3, "a"))
+	path := journalPath(dir, 1)
+	// Cut the last record in half: a write the crash interrupted (never
+	// acknowledged).
+	if err := os.Truncate(path, ends[1].Off+10); err != nil {
+		t.Fatal(err)
+	}
+	// A second file written after the torn one must still be replayed.
+	journalOnly(t, dir, 2, submission(4, "a"))
+	b := open(t, dir, nil)
+	defer b.Close()
+	pa, _ := b.Pending(ctx, "a", 10)
+	if fmt.Sprint(titles(pa)) != "[alert 1 alert 2 alert 4]" {
+		t.Fatalf("pending %v", titles(pa))
+	}
+}
+
+func TestCorruptRecordStopsReplayOfItsFile(t *testing.T) {
+	dir := t.TempDir()
+	ends := journalOnly(t, dir, 1, submission(1, "a"), submission(2, "a"))
+	data, _ := os.ReadFile(journalPath(dir, 1))
+	data[ends[0].Off+frameHeader+2] ^= 0xff // flip a byte of record 2's payload
+	os.WriteFile(journalPath(dir, 1), data, 0o600)
+	recs, err := readJournal(dir, 1, 0)
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("read %d records (%v), want the one before the corruption", len(recs), err)
+	}
+	// A length past the end or absurdly large is a torn tail too.
+	os.WriteFile(journalPath(dir, 3), []byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 1, 2}, 0o600)
+	if recs, _ := readJournal(dir, 3, 0); len(recs) != 0 {
+		t.Errorf("garbage gave %d records", len(recs))
+	}
+}
+
+func TestJournalRotatesAndDropsMovedFiles(t *testing.T) {
+	dir := t.TempDir()
+	b := open(t, dir, nil)
+	defer b.Close()
+	// Each alert carries ~64 KiB of message: 300 of them cross the 16 MiB limit.
+	big := submission(0, "a")
+	for i := range 300 {
+		s := big
+		s.AlertID = NewID(time.Now())
+		s.DedupeKey = fmt.Sprint("big", i)
+		s.Alert.Message = string(make([]byte, 64<<10))
+		if _, err := b.Enqueue(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.Sync(ctx)
+	seqs, _ := journalFiles(dir)
+	if len(seqs) != 1 || seqs[0] < 2 {
+		t.Errorf("journal files %v: rotated files should be gone once moved", seqs)
+	}
+	if b.Depth("a") != 300 {
+		t.Errorf("depth %d", b.Depth("a"))
+	}
+}
+
+func TestFailedJournalWriteRefusesAndRecovers(t *testing.T) {
+	dir := t.TempDir()
+	b := open(t, dir, nil)
+	defer b.Close()
+	// Break the journal file under the writer: the write fails, the
+	// webhook is refused (Sentry gets 503), and the next write goes to a
+	// new file.
+	b.journal.f.Close()
+	if _, err := b.Enqueue(ctx, submission(1, "a")); err == nil {
+		t.Fatal("enqueue succeeded on a broken journal")
+	}
+	if dup := enqueue(t, b, submission(1, "a")); dup {
+		t.Error("a refused submission's dedupe key was kept")
+	}
+	if b.Depth("a") != 1 {
+		t.Errorf("depth %d after recovery", b.Depth("a"))
+	}
+}
