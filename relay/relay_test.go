@@ -60,7 +60,9 @@ func start(t *testing.T, dir string, robots []relay.Robot, routes []route.Route)
 	dt := dingtalktest.New(dingtalktest.Robot{Token: tokA, Secret: secretA, Keyword: "Sentry"}, dingtalktest.Robot{Token: tokB})
 	ts := dt.Start(t)
 	for i := range robots {
-		robots[i].URL = ts.URL + "/robot/send"
+		if robots[i].URL == "" {
+			robots[i].URL = ts.URL + "/robot/send"
+		}
 	}
 	logs := &syncBuffer{}
 	r, err := relay.New(relay.Options{
@@ -256,11 +258,17 @@ func TestRoutesSplitAlertsBetweenGroups(t *testing.T) {
 			Mentions: route.Mentions{Mobiles: []string{"13900000000"}, Levels: []string{"fatal"}}},
 		{Name: "rest", Robots: []string{"robot-1"}, Mentions: route.Mentions{Mobiles: []string{"13800000000"}}},
 	}
-	r := start(t, t.TempDir(), envRobots(), routes)
+	// Two groups, two DingTalk doubles.
+	frontend := dingtalktest.New(dingtalktest.Robot{Token: tokB})
+	robots := envRobots()
+	robots[1].URL = frontend.Start(t).URL + "/robot/send"
+	r := start(t, t.TempDir(), robots, routes)
 	post(t, r.url, "event_alert", "event_alert.triggered.json") // front-end, error
 	post(t, r.url, "", "legacy_webhook.json")                   // meow
-	waitFor(t, "two messages", func() bool { return len(r.dt.Messages("")) == 2 })
-	a, b := r.dt.Messages(tokA), r.dt.Messages(tokB)
+	waitFor(t, "a message in each group", func() bool {
+		return len(r.dt.Messages("")) == 1 && len(frontend.Messages("")) == 1
+	})
+	a, b := r.dt.Messages(tokA), frontend.Messages(tokB)
 	if len(a) != 1 || !strings.Contains(a[0].Text, "hello is not defined") || fmt.Sprint(a[0].Pinged) != "[13800000000]" {
 		t.Errorf("robot-1 got %+v", a)
 	}

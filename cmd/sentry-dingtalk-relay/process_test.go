@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"debug/elf"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,21 +24,73 @@ import (
 // binary is the relay built the way the Dockerfile builds it.
 var binary string
 
+// TestMain builds the relay with the Dockerfile's own build command, so the
+// process tests run what the image ships.
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "relay-bin")
 	if err != nil {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "sentry-dingtalk-relay")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version=test", "-o", binary, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	line, err := dockerfileBuild("../../Dockerfile")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	build := exec.Command("sh", "-c", strings.Replace(line, "/out/sentry-dingtalk-relay", binary, 1))
+	build.Dir = "../.."
+	build.Env = append(os.Environ(), "TARGETOS="+runtime.GOOS, "TARGETARCH="+runtime.GOARCH, "VERSION=test")
 	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building the relay: %v\n%s", err, out)
+		fmt.Fprintf(os.Stderr, "building the relay as the Dockerfile does (%s): %v\n%s", line, err, out)
 		os.Exit(1)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// dockerfileBuild returns the Dockerfile's go build command.
+func dockerfileBuild(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if cmd, ok := strings.CutPrefix(l, "RUN "); ok && strings.Contains(cmd, "go build") {
+			return cmd, nil
+		}
+	}
+	return "", fmt.Errorf("%s has no RUN ... go build line", path)
+}
+
+// TestDockerfileBuildsAStaticBinary: the image is distroless/static, with
+// no C library: the binary must not need one.
+func TestDockerfileBuildsAStaticBinary(t *testing.T) {
+	line, _ := dockerfileBuild("../../Dockerfile")
+	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "-X main.version=${VERSION}", "./cmd/sentry-dingtalk-relay"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("the Dockerfile's build lacks %s: %s", want, line)
+		}
+	}
+	f, err := elf.Open(binary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Error("the binary needs a dynamic loader")
+		}
+	}
+	if libs, _ := f.ImportedLibraries(); len(libs) > 0 {
+		t.Errorf("the binary links %v", libs)
+	}
+	df, _ := os.ReadFile("../../Dockerfile")
+	for _, want := range []string{"gcr.io/distroless/static-debian12:nonroot", "USER nonroot:nonroot", "EXPOSE 8080", "VOLUME /data", `ENTRYPOINT ["/sentry-dingtalk-relay"]`} {
+		if !strings.Contains(string(df), want) {
+			t.Errorf("Dockerfile lacks %q", want)
+		}
+	}
 }
 
 // process is a relay process.

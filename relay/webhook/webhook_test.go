@@ -267,6 +267,33 @@ func TestRouting(t *testing.T) {
 	}
 }
 
+func TestRouteChosenInSentryRule(t *testing.T) {
+	f := newFixture(t, "", "")
+	// An issue alert whose rule picked the "payments" route for a web project...
+	event := []byte(`{"action":"triggered","data":{"triggered_rule":"r","event":{"event_id":"e1","title":"T",
+		"url":"https://s/api/0/projects/acme/web/events/e1/"},
+		"issue_alert":{"settings":[{"name":"route","value":"payments"},{"name":"mentions","value":"13700000000"}]}}}`)
+	// ...and a metric alert whose critical trigger action picked it too.
+	metric := []byte(`{"action":"critical","data":{"metric_alert":{"id":"9","projects":["web"],"alert_rule":{"name":"m",
+		"triggers":[{"label":"critical","actions":[{"type":"sentry_app","settings":[{"name":"route","value":"payments"}]}]}]}}}}`)
+	for _, c := range []struct {
+		resource string
+		body     []byte
+	}{{"event_alert", event}, {"metric_alert", metric}} {
+		if a := f.post(t, "/sentry/webhook", c.body, map[string]string{"Sentry-Hook-Resource": c.resource}); a.status != 202 {
+			t.Fatalf("%s: %d %v", c.resource, a.status, a.body)
+		}
+	}
+	f.store.Sync(context.Background())
+	if f.store.Depth("ops") != 2 || f.store.Depth("web") != 0 {
+		t.Fatalf("ops %d web %d: the rules' route settings were not used", f.store.Depth("ops"), f.store.Depth("web"))
+	}
+	ds, _ := f.store.Pending(context.Background(), "ops", 10)
+	if got := ds[0].Mentions.Mobiles; len(got) != 1 || got[0] != "13700000000" {
+		t.Errorf("mentions from the rule: %v", got)
+	}
+}
+
 func TestStoreFailureAnswers503(t *testing.T) {
 	f := newFixture(t, "", "")
 	f.store.Close()

@@ -1,0 +1,54 @@
+# sentry-dingtalk-relay. `make test` is what CI runs (.ci/run).
+
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+
+.PHONY: run build test lint unit chart-test load load-storm fuzz golden clean
+
+# Run the relay on its defaults (dry run: cards are logged).
+run:
+	$(GO) run ./cmd/sentry-dingtalk-relay
+
+# The static binary the Dockerfile builds, and the load generator.
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/sentry-dingtalk-relay ./cmd/sentry-dingtalk-relay
+	$(GO) build -o bin/relay-load ./cmd/relay-load
+
+# Everything: formatting, vet, tidy modules, unit and process tests with
+# the race detector, the Helm chart tests.
+test: lint unit chart-test
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) mod tidy -diff
+	cd charts/test && $(GO) vet ./... && $(GO) mod tidy -diff
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+chart-test:
+	cd charts/test && $(GO) test -count=1 ./...
+
+# The performance targets of the README, against the built binary.
+load: build
+	./bin/relay-load -rate 1000 -duration 30s -issues 50
+	./bin/relay-load -rate 3000 -duration 10s -dingtalk-down
+
+# 10,000 alerts in one minute to 3 robots.
+load-storm: build
+	./bin/relay-load -rate 167 -duration 60s -issues 200 -wait 5m
+
+# A short run of every fuzz target.
+fuzz:
+	$(GO) test -run XXX -fuzz FuzzParse -fuzztime 30s ./formatter/sentry
+	$(GO) test -run XXX -fuzz FuzzEscape -fuzztime 30s ./formatter
+	$(GO) test -run XXX -fuzz FuzzCutBytes -fuzztime 30s ./formatter
+
+# Rewrite the golden cards after a deliberate change; review the diff.
+golden:
+	$(GO) test ./formatter/sentry -run TestGoldenCards -update
+
+clean:
+	rm -rf bin data
