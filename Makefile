@@ -4,7 +4,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: run build test lint unit chart-test load load-storm fuzz golden clean
+.PHONY: run build test lint unit chart-test load load-storm load-redis fuzz golden clean
 
 # Run the relay on its defaults (dry run: cards are logged).
 run:
@@ -16,7 +16,8 @@ build:
 	$(GO) build -o bin/relay-load ./cmd/relay-load
 
 # Everything: formatting, vet, tidy modules, unit and process tests with
-# the race detector, the Helm chart tests.
+# the race detector (including two relays on a real redis-server, which is
+# installed from Debian when missing), the Helm chart tests.
 test: lint unit chart-test
 
 lint:
@@ -26,6 +27,7 @@ lint:
 	cd charts/test && $(GO) vet ./... && $(GO) mod tidy -diff
 
 unit:
+	./scripts/ensure-redis.sh
 	$(GO) test -race -count=1 ./...
 
 chart-test:
@@ -39,6 +41,11 @@ load: build
 # 10,000 alerts in one minute to 3 robots.
 load-storm: build
 	./bin/relay-load -rate 167 -duration 60s -issues 200 -wait 5m
+
+# Two relays sharing a local redis-server.
+load-redis: build
+	./scripts/ensure-redis.sh
+	./bin/relay-load -replicas 2 -rate 1000 -duration 20s -issues 50 -wait 3m
 
 # A short run of every fuzz target.
 fuzz:

@@ -48,6 +48,9 @@ type Env struct {
 	DedupeWindow    time.Duration `env:"RELAY_DEDUPE_WINDOW" envDefault:"30m"`
 	ShutdownTimeout time.Duration `env:"RELAY_SHUTDOWN_TIMEOUT" envDefault:"15s"`
 
+	RedisURL     string `env:"RELAY_REDIS_URL"`
+	RedisURLFile string `env:"RELAY_REDIS_URL_FILE,file"`
+
 	SentryDSN string `env:"SENTRY_DSN"`
 	LogLevel  string `env:"LOG_LEVEL" envDefault:"info"`
 	LogFormat string `env:"LOG_FORMAT" envDefault:"json"`
@@ -113,7 +116,7 @@ func Load(environ []string) (*Config, error) {
 			vars[k] = v
 		}
 	}
-	for _, name := range []string{"DINGTALK_TOKENS", "DINGTALK_SECRETS", "SENTRY_CLIENT_SECRET", "RELAY_WEBHOOK_TOKEN"} {
+	for _, name := range []string{"DINGTALK_TOKENS", "DINGTALK_SECRETS", "SENTRY_CLIENT_SECRET", "RELAY_WEBHOOK_TOKEN", "RELAY_REDIS_URL"} {
 		if vars[name] != "" && vars[name+"_FILE"] != "" {
 			return nil, fmt.Errorf("%s and %s_FILE are both set: use one", name, name)
 		}
@@ -135,6 +138,7 @@ func (c *Config) validate() error {
 		{&c.Secrets, &c.SecretsFile},
 		{&c.ClientSecret, &c.ClientSecretFile},
 		{&c.WebhookToken, &c.WebhookTokenFile},
+		{&c.RedisURL, &c.RedisURLFile},
 	} {
 		if *p.alt != "" {
 			*p.value = *p.alt
@@ -146,6 +150,12 @@ func (c *Config) validate() error {
 	}
 	if err := httpURL("SENTRY_URL", c.SentryURL, false); err != nil {
 		return err
+	}
+	if c.RedisURL != "" {
+		u, err := url.Parse(c.RedisURL)
+		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			return errors.New("RELAY_REDIS_URL: not a redis:// or rediss:// URL (redis://[:password@]host:port[/db])")
+		}
 	}
 	switch {
 	case c.RatePerMinute < 1:

@@ -76,10 +76,27 @@ type Options struct {
 	Log *slog.Logger
 	// Middleware wraps the HTTP handler (error reporting).
 	Middleware []func(http.Handler) http.Handler
+	// RedisURL, when set, puts the queue, the rate limit, the dedupe
+	// memory and the robots' leases in Redis, shared by several relays;
+	// DataDir then only holds a spool for Redis outages.
+	RedisURL string
 	// Version is reported by the build_info metric.
 	Version string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+}
+
+// Store is the queue a relay runs on: bbolt on local disk, or Redis shared
+// by several relays.
+type Store interface {
+	webhook.Queue
+	dispatch.Store
+	DeadLetterStore
+	// Check reports whether alerts can be stored.
+	Check(ctx context.Context) error
+	// Sweep forgets expired dedupe keys.
+	Sweep(ctx context.Context) (int, error)
+	Close() error
 }
 
 // DryRunRobot names the robot that only logs cards.
@@ -89,7 +106,7 @@ const DryRunRobot = "dry-run"
 type Relay struct {
 	opts       Options
 	log        *slog.Logger
-	store      *queue.Bolt
+	store      Store
 	dispatcher *dispatch.Dispatcher
 	router     *route.Router
 	registry   *prometheus.Registry
@@ -134,25 +151,39 @@ func New(opts Options) (*Relay, error) {
 	// The store tells the dispatcher when deliveries can be read; the
 	// dispatcher exists before the first webhook can arrive.
 	wake := func(robot string) { r.dispatcher.Wake(robot) }
-	store, err := queue.OpenBolt(opts.DataDir, queue.BoltOptions{DedupeWindow: opts.DedupeWindow, Now: opts.Now, Notify: wake, Log: opts.Log})
-	if err != nil {
-		return nil, err
-	}
-	r.store = store
 	names := map[string]string{}
 	for _, rb := range robots {
 		names[rb.Key] = rb.Name
 	}
-	r.registry.MustRegister(metrics.NewQueueDepth(names, store.Depth))
-	if err := r.buryOrphans(names); err != nil {
-		store.Close()
-		return nil, err
+	dcfg := dispatch.Config{Metrics: r.metrics, Log: opts.Log, MaxAge: opts.MaxAge, Now: opts.Now}
+	if opts.RedisURL != "" {
+		store, err := queue.OpenRedis(opts.RedisURL, queue.RedisOptions{
+			DedupeWindow: opts.DedupeWindow, SpoolDir: filepath.Join(opts.DataDir, "spool"), Migrate: opts.DataDir,
+			Notify: wake, Log: opts.Log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		r.store = store
+		dcfg.Store, dcfg.Lock = store, store
+		dcfg.Limiter = ratelimit.NewRedis(store.Client(), opts.RatePerMinute, ratelimit.Period, store.Consumer())
+		// Other relays queue alerts for the robots this one drains.
+		dcfg.Poll = time.Second
+	} else {
+		store, err := queue.OpenBolt(opts.DataDir, queue.BoltOptions{DedupeWindow: opts.DedupeWindow, Now: opts.Now, Notify: wake, Log: opts.Log})
+		if err != nil {
+			return nil, err
+		}
+		r.store = store
+		if err := r.buryOrphans(store, names); err != nil {
+			store.Close()
+			return nil, err
+		}
+		dcfg.Store = store
+		dcfg.Limiter = ratelimit.NewWindow(opts.RatePerMinute, ratelimit.Period, opts.Now)
 	}
-	r.dispatcher = dispatch.New(dispatch.Config{
-		Store:   store,
-		Limiter: ratelimit.NewWindow(opts.RatePerMinute, ratelimit.Period, opts.Now),
-		Metrics: r.metrics, Log: opts.Log, MaxAge: opts.MaxAge, Now: opts.Now,
-	}, robots)
+	r.registry.MustRegister(metrics.NewQueueDepth(names, r.store.Depth))
+	r.dispatcher = dispatch.New(dcfg, robots)
 	r.handler = r.routes()
 	return r, nil
 }
@@ -211,12 +242,14 @@ func (r *Relay) robotsAndRoutes() ([]dispatch.Robot, []route.Route, error) {
 
 // buryOrphans turns deliveries queued for robots no longer configured into
 // dead letters, where they can be listed and replayed to another robot.
-func (r *Relay) buryOrphans(names map[string]string) error {
-	for _, key := range r.store.Robots() {
+// (Only on the local store: with Redis, a relay still running the old
+// configuration during a rollout may be delivering them.)
+func (r *Relay) buryOrphans(store *queue.Bolt, names map[string]string) error {
+	for _, key := range store.Robots() {
 		if _, ok := names[key]; ok {
 			continue
 		}
-		ds, err := r.store.Pending(context.Background(), key, 1<<30)
+		ds, err := store.Pending(context.Background(), key, 1<<30)
 		if err != nil {
 			return err
 		}
@@ -224,7 +257,7 @@ func (r *Relay) buryOrphans(names map[string]string) error {
 		for i, d := range ds {
 			ids[i] = d.ID
 		}
-		if err := r.store.Bury(context.Background(), key, ids, "robot no longer configured"); err != nil {
+		if err := store.Bury(context.Background(), key, ids, "robot no longer configured"); err != nil {
 			return err
 		}
 		r.log.Warn("alerts were queued for a robot that is no longer configured; they are dead letters now (see `deadletters list`, `deadletters replay --all --robot NAME`)",
@@ -283,12 +316,16 @@ func (r *Relay) ready(w http.ResponseWriter, req *http.Request) {
 	}
 	err := r.readyErr
 	r.readyMu.Unlock()
-	if err != nil {
+	switch {
+	case errors.Is(err, queue.ErrDegraded):
+		// Webhooks are still accepted (spooled): stay in the Service.
+		fmt.Fprintf(w, "degraded: %v\n", err)
+	case err != nil:
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintf(w, "queue not writable: %v\n", err)
-		return
+	default:
+		w.Write([]byte("ok\n"))
 	}
-	w.Write([]byte("ok\n"))
 }
 
 // Run serves until ctx is cancelled, then shuts down gracefully: it stops

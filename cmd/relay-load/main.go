@@ -6,6 +6,7 @@
 //
 //	relay-load -relay bin/sentry-dingtalk-relay -rate 1000 -duration 10s
 //	relay-load -relay bin/sentry-dingtalk-relay -rate 167 -duration 60s -issues 200 -wait 5m
+//	relay-load -relay bin/sentry-dingtalk-relay -replicas 2 -rate 500 -duration 20s
 package main
 
 import (
@@ -48,6 +49,8 @@ type options struct {
 	wait        time.Duration
 	keep        bool
 	down        bool
+	replicas    int
+	redis       string
 }
 
 func main() {
@@ -60,6 +63,8 @@ func main() {
 	flag.IntVar(&o.concurrency, "concurrency", 256, "most webhooks in flight")
 	flag.DurationVar(&o.wait, "wait", 2*time.Minute, "how long to wait for every alert to reach every robot")
 	flag.BoolVar(&o.down, "dingtalk-down", false, "point the relay at a closed port: measures ingestion alone (alerts stay queued)")
+	flag.IntVar(&o.replicas, "replicas", 1, "relay processes; more than one share a Redis (started here unless -redis is given)")
+	flag.StringVar(&o.redis, "redis", "", "Redis URL for the relays (RELAY_REDIS_URL); empty: bbolt, or a local redis-server with -replicas > 1")
 	flag.BoolVar(&o.keep, "keep", false, "keep the relay's data directory (and print where it is)")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -80,19 +85,6 @@ func run(o options) error {
 	ts := httptest.NewServer(dt)
 	defer ts.Close()
 
-	dir, err := os.MkdirTemp("", "relay-load")
-	if err != nil {
-		return err
-	}
-	if o.keep {
-		fmt.Printf("relay data directory: %s\n", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
-	addr, err := freeAddr()
-	if err != nil {
-		return err
-	}
 	apiURL := ts.URL + "/robot/send"
 	if o.down {
 		closed, err := freeAddr()
@@ -101,48 +93,138 @@ func run(o options) error {
 		}
 		apiURL = "http://" + closed + "/robot/send"
 	}
-	cmd := exec.Command(o.relay)
-	cmd.Env = append(os.Environ(),
-		"RELAY_ADDR="+addr, "RELAY_DATA_DIR="+dir, "LOG_LEVEL=warn",
-		"DINGTALK_API_URL="+apiURL, "DINGTALK_KEYWORD=Sentry",
-		"DINGTALK_TOKENS="+strings.Join(tokens, "\n"), "DINGTALK_SECRETS="+strings.Join(secrets, "\n"),
-		"SENTRY_CLIENT_SECRET="+clientSecret,
-	)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", o.relay, err)
+	env := []string{
+		"LOG_LEVEL=warn", "DINGTALK_API_URL=" + apiURL, "DINGTALK_KEYWORD=Sentry",
+		"DINGTALK_TOKENS=" + strings.Join(tokens, "\n"), "DINGTALK_SECRETS=" + strings.Join(secrets, "\n"),
+		"SENTRY_CLIENT_SECRET=" + clientSecret,
 	}
-	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	}()
-	base := "http://" + addr
-	if err := waitReady(base); err != nil {
-		return fmt.Errorf("%w\n%s", err, logs.String())
+	if o.replicas > 1 && o.redis == "" {
+		url, stop, err := startRedis()
+		if err != nil {
+			return err
+		}
+		defer stop()
+		o.redis = url
 	}
-	peak := watchRSS(cmd.Process.Pid)
+	if o.redis != "" {
+		env = append(env, "RELAY_REDIS_URL="+o.redis)
+	}
+	var relays []*relayProcess
+	for i := range max(o.replicas, 1) {
+		rp, err := startRelay(o, env)
+		if err != nil {
+			return err
+		}
+		defer rp.stop(o.keep)
+		if o.keep {
+			fmt.Printf("relay %d data directory: %s\n", i+1, rp.dir)
+		}
+		relays = append(relays, rp)
+	}
+	var bases []string
+	for _, rp := range relays {
+		bases = append(bases, rp.base)
+	}
 
 	bodies := prepare(o)
-	fmt.Printf("firing %d webhooks/s for %v at %s (%d robots, %s)\n", o.rate, o.duration, o.relay, o.robots, issuesText(o))
-	res := fire(base, o, bodies)
+	mode := "bbolt"
+	if o.redis != "" {
+		mode = fmt.Sprintf("%d replicas on Redis", len(relays))
+	}
+	fmt.Printf("firing %d webhooks/s for %v at %s (%s; %d robots, %s)\n", o.rate, o.duration, o.relay, mode, o.robots, issuesText(o))
+	res := fire(bases, o, bodies)
 	fmt.Printf("webhooks: %d sent, %d accepted (202), %d other answers, %d errors, in %v\n",
 		res.sent, res.accepted, res.other, res.errors, res.elapsed.Round(time.Millisecond))
 	fmt.Printf("throughput: %.0f webhooks/s\n", float64(res.accepted)/res.elapsed.Seconds())
 	fmt.Printf("ack latency: p50 %v  p90 %v  p99 %v  max %v\n", pct(res.latencies, 50), pct(res.latencies, 90), pct(res.latencies, 99), pct(res.latencies, 100))
-
-	fmt.Printf("relay-side answer time: %s\n", serverLatency(base))
+	for i, rp := range relays {
+		fmt.Printf("relay %d answer time (its own histogram): %s\n", i+1, serverLatency(rp.base))
+	}
 	lost := 0
 	if !o.down {
 		lost = deliveries(dt, robots, res, o)
 	}
 	fmt.Printf("130101 answers: %d\n", dt.Replies(130101))
 	fmt.Printf("alerts lost: %d\n", lost)
-	fmt.Printf("relay RSS: peak %.1f MB\n", float64(peak())/(1<<20))
-	if strings.Contains(logs.String(), "level=ERROR") || strings.Contains(logs.String(), `"level":"ERROR"`) {
-		fmt.Printf("relay logged errors:\n%s\n", tail(logs.String(), 2000))
+	for i, rp := range relays {
+		fmt.Printf("relay %d RSS: peak %.1f MB\n", i+1, float64(rp.peak())/(1<<20))
+		if logs := rp.logs.String(); strings.Contains(logs, `"level":"ERROR"`) {
+			fmt.Printf("relay %d logged errors:\n%s\n", i+1, tail(logs, 2000))
+		}
 	}
 	return nil
+}
+
+// relayProcess is a relay under load.
+type relayProcess struct {
+	cmd  *exec.Cmd
+	base string
+	dir  string
+	logs *bytes.Buffer
+	peak func() int64
+}
+
+func startRelay(o options, env []string) (*relayProcess, error) {
+	dir, err := os.MkdirTemp("", "relay-load")
+	if err != nil {
+		return nil, err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	rp := &relayProcess{cmd: exec.Command(o.relay), base: "http://" + addr, dir: dir, logs: &bytes.Buffer{}}
+	rp.cmd.Env = append(append(os.Environ(), env...), "RELAY_ADDR="+addr, "RELAY_DATA_DIR="+dir)
+	rp.cmd.Stdout, rp.cmd.Stderr = rp.logs, rp.logs
+	if err := rp.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", o.relay, err)
+	}
+	if err := waitReady(rp.base); err != nil {
+		rp.stop(false)
+		return nil, fmt.Errorf("%w\n%s", err, rp.logs.String())
+	}
+	rp.peak = watchRSS(rp.cmd.Process.Pid)
+	return rp, nil
+}
+
+func (rp *relayProcess) stop(keep bool) {
+	rp.cmd.Process.Signal(syscall.SIGTERM)
+	rp.cmd.Wait()
+	if !keep {
+		os.RemoveAll(rp.dir)
+	}
+}
+
+// startRedis runs a redis-server (Debian's package) on a free port, with
+// the persistence the README recommends (AOF, fsync every second).
+func startRedis() (url string, stop func(), err error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return "", nil, err
+	}
+	dir, err := os.MkdirTemp("", "relay-load-redis")
+	if err != nil {
+		return "", nil, err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--dir", dir, "--save", "",
+		"--appendonly", "yes", "--appendfsync", "everysec")
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("start redis-server (scripts/ensure-redis.sh installs it): %w", err)
+	}
+	stop = func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		os.RemoveAll(dir)
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return "redis://" + addr + "/0", stop, nil
+		}
+	}
+	stop()
+	return "", nil, errors.New("redis-server did not start")
 }
 
 func issuesText(o options) string {
@@ -279,7 +361,7 @@ func prepare(o options) []request {
 
 // fire sends webhooks at a fixed rate. Latency is measured from when each
 // request was due, so a relay that falls behind shows it.
-func fire(base string, o options, reqs []request) result {
+func fire(bases []string, o options, reqs []request) result {
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: o.concurrency, MaxConnsPerHost: o.concurrency}}
 	res := result{perIssue: map[string]int{}}
 	var mu sync.Mutex
@@ -295,7 +377,7 @@ func fire(base string, o options, reqs []request) result {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, base+"/sentry/webhook", bytes.NewReader(r.body))
+			req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, bases[i%len(bases)]+"/sentry/webhook", bytes.NewReader(r.body))
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("Sentry-Hook-Resource", "event_alert")
 			req.Header.Set("Sentry-Hook-Signature", string(r.sig))

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -88,7 +89,13 @@ func openAdmin(cfg *config.Config) (deadLetterAdmin, func(), error) {
 	if c, err := relay.DialAdmin(cfg.DataDir); err == nil {
 		return c, func() {}, nil
 	}
-	store, err := queue.OpenBolt(cfg.DataDir, queue.BoltOptions{LockTimeout: 500 * time.Millisecond})
+	var store relay.Store
+	var err error
+	if cfg.RedisURL != "" {
+		store, err = queue.OpenRedis(cfg.RedisURL, queue.RedisOptions{SpoolDir: filepath.Join(cfg.DataDir, "spool")})
+	} else {
+		store, err = queue.OpenBolt(cfg.DataDir, queue.BoltOptions{LockTimeout: 500 * time.Millisecond})
+	}
 	if errors.Is(err, queue.ErrLocked) {
 		return nil, nil, fmt.Errorf("a relay is running on %s but its admin socket %s does not answer", cfg.DataDir, relay.AdminSocket(cfg.DataDir))
 	}

@@ -95,8 +95,8 @@ func relayOptions(cfg *config.Config, log *slog.Logger) (relay.Options, error) {
 		Addr: cfg.Addr, DataDir: cfg.DataDir, MaxBodyBytes: cfg.MaxBodyBytes,
 		ClientSecret: cfg.ClientSecret, WebhookToken: cfg.WebhookToken, SentryURL: cfg.SentryURL,
 		RatePerMinute: cfg.RatePerMinute, MaxAge: cfg.MaxAge, DedupeWindow: cfg.DedupeWindow,
-		ShutdownTimeout: cfg.ShutdownTimeout,
-		Robots:          robots(cfg), Routes: routes(cfg), Renderer: rend,
+		ShutdownTimeout: cfg.ShutdownTimeout, RedisURL: cfg.RedisURL,
+		Robots: robots(cfg), Routes: routes(cfg), Renderer: rend,
 		Log: log, Version: version,
 	}, nil
 }

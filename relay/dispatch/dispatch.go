@@ -43,6 +43,14 @@ type Limiter interface {
 	Park(ctx context.Context, robot string, until time.Time) error
 }
 
+// Lock lets one relay of several drain a robot at a time, so alerts waiting
+// anywhere end up in one digest.
+type Lock interface {
+	// Hold takes or renews this relay's hold on robot and reports whether
+	// it has it.
+	Hold(ctx context.Context, robot string) (bool, error)
+}
+
 // Notifier sends a message to a robot. retry reports whether sending the
 // same message later may succeed; the dispatcher owns all retrying.
 type Notifier interface {
@@ -64,6 +72,9 @@ type Robot struct {
 type Config struct {
 	Store   Store
 	Limiter Limiter
+	// Lock, when set, is taken before a robot is drained (several relays
+	// on one Redis); nil means this relay is the only one.
+	Lock    Lock
 	Metrics *metrics.Metrics
 	Log     *slog.Logger
 	// MaxAge is how long a delivery may wait before it becomes a dead letter.
@@ -217,6 +228,18 @@ func (w *worker) step(ctx context.Context) time.Duration {
 	if w.inflight != nil && now.Sub(w.inflight.oldest()) > w.MaxAge {
 		// Recompose: the expired deliveries become dead letters.
 		w.inflight = nil
+	}
+	if w.Lock != nil {
+		held, err := w.Lock.Hold(ctx, w.robot.Key)
+		if err != nil {
+			w.log.Warn("cannot take the robot's lease", "err", err)
+		}
+		if !held {
+			// Another relay drains this robot; a message this one was
+			// retrying is recomposed by whoever holds it.
+			w.inflight = nil
+			return idle
+		}
 	}
 	if w.inflight == nil && w.Store.Depth(w.robot.Key) == 0 {
 		return idle
