@@ -209,7 +209,7 @@ func (e routeEntry) route(robotNames map[string]bool, robots []Robot) (Route, er
 			return Route{}, fmt.Errorf("mentions.user_ids: %q is not a DingTalk user id", id)
 		}
 	}
-	rt.Mentions = Mentions{Mobiles: m.Mobiles, UserIDs: m.UserIDs, Levels: m.Levels, All: m.All}
+	rt.Mentions = Mentions(m)
 	if err := validType(e.MsgType); err != nil {
 		return Route{}, err
 	}

@@ -24,7 +24,7 @@ var labelSets = map[string]*labels{
 	LangZH: {
 		Project: "项目", Environment: "环境", Level: "级别", Location: "位置", Release: "版本",
 		Rule: "规则", Events: "事件数", Users: "用户数", Time: "时间", Assignee: "处理人",
-		Issues: "问题", Alerts: "告警", Levels: "级别", Projects: "项目",
+		Levels: "级别", Projects: "项目",
 		ViewInSentry: "在 Sentry 中查看",
 		Actions: map[string]string{
 			"event_alert.triggered": "告警",
@@ -50,7 +50,7 @@ var labelSets = map[string]*labels{
 	LangEN: {
 		Project: "Project", Environment: "Environment", Level: "Level", Location: "Location", Release: "Release",
 		Rule: "Rule", Events: "Events", Users: "Users", Time: "Time", Assignee: "Assignee",
-		Issues: "issues", Alerts: "alerts", Levels: "Levels", Projects: "Projects",
+		Levels: "Levels", Projects: "Projects",
 		ViewInSentry: "View in Sentry",
 		Actions: map[string]string{
 			"event_alert.triggered": "Alert",

@@ -61,7 +61,7 @@ func smoke(ctx context.Context, args []string, stdout io.Writer) error {
 	case status == 0:
 		return errors.New("the event was not sent: is the DSN's project rate-limited or the event filtered?")
 	case status != http.StatusOK:
-		return fmt.Errorf("Sentry answered HTTP %d: %s", status, strings.TrimSpace(body))
+		return fmt.Errorf("the Sentry server answered HTTP %d: %s", status, strings.TrimSpace(body))
 	}
 	fmt.Fprintf(stdout, "event sent to %s (project %s)\n", parsed.GetHost(), parsed.GetProjectID())
 	if eventID != nil {

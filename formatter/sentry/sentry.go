@@ -367,7 +367,7 @@ func fromEvent(e *event, opts Options) Webhook {
 		Environment: firstNonEmpty(e.Environment.String(), e.Tags.get("environment")),
 		Release:     firstNonEmpty(e.Release.String(), e.Tags.get("release"), e.Tags.get("sentry:release")),
 		Message:     e.message(),
-		Link:        e.WebURL.String(),
+		Link:        issueLink(e.WebURL.String()),
 		EventID:     firstNonEmpty(e.EventID.String(), e.ID.String()),
 		IssueID:     firstNonEmpty(e.IssueID.String(), e.GroupID.String()),
 		Time:        firstTime(time.Time(e.Datetime), time.Time(e.Timestamp), time.Time(e.Received), opts.Received),
@@ -608,6 +608,20 @@ func orgFromURL(u string) string {
 	}
 	org, _ := url.PathUnescape(m[1])
 	return org
+}
+
+// eventPath is the event part of an event's web URL.
+var eventPath = regexp.MustCompile(`/events/[^/?#]+/?$`)
+
+// issueLink turns an event's web URL (…/issues/123/events/abc/) into its
+// issue's: cards link to the issue, and the shorter link leaves a digest
+// room for more lines.
+func issueLink(webURL string) string {
+	if u, err := url.Parse(webURL); err == nil && strings.Contains(u.Path, "/issues/") {
+		u.Path = eventPath.ReplaceAllString(u.Path, "/")
+		return u.String()
+	}
+	return webURL
 }
 
 // issueURL builds the web link of an issue when the payload has none.

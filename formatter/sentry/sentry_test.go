@@ -47,7 +47,7 @@ func TestParseFixtures(t *testing.T) {
 			Resource: "event_alert", Action: "triggered", Title: "ReferenceError: heck is not defined",
 			Project: "front-end", Org: "test-org", Level: "error", Location: "?(<anonymous>)",
 			Rule: "Very Important Alert Rule!", Message: "heck is not defined",
-			Link:    "https://sentry.io/organizations/test-org/issues/1117540176/events/e4874d664c3540c1a32eab185f12c5ab/",
+			Link:    "https://sentry.io/organizations/test-org/issues/1117540176/",
 			IssueID: "1117540176", EventID: "e4874d664c3540c1a32eab185f12c5ab",
 			Time:     time.Date(2019, 8, 19, 21, 6, 17, 677000000, time.UTC),
 			Settings: map[string]string{"channel": "#general"},
@@ -56,14 +56,14 @@ func TestParseFixtures(t *testing.T) {
 			Resource: "event_alert", Action: "triggered", Title: "Error #1: This is a test error!",
 			Org: "lxyz", Environment: "production", Location: "SentryCustomError(frontend/src/util)",
 			Rule: "issue alert", Message: "This is a test error!",
-			Link:    "https://sentry.io/organizations/lxyz/issues/123/events/def456/",
+			Link:    "https://sentry.io/organizations/lxyz/issues/123/",
 			IssueID: "123", EventID: "def456", Time: time.Date(2022, 4, 4, 18, 17, 18, 320000000, time.UTC),
 			Settings: map[string]string{"title": "Alert Rule Action Item Title", "description": "Alert Rule Action Item Description", "userId": "1"},
 		}, "event_alert:def456:issue alert"},
 		{"error.created.json", formatter.Alert{
 			Resource: "error", Action: "created", Title: "ReferenceError: blooopy is not defined",
 			Project: "front-end", Org: "test-org", Level: "error", Location: "?(runner)", Message: "blooopy is not defined",
-			Link:    "https://sentry.io/organizations/test-org/issues/1170820242/events/bb78c1407cea4519aa397afc059c793d/",
+			Link:    "https://sentry.io/organizations/test-org/issues/1170820242/",
 			IssueID: "1170820242", EventID: "bb78c1407cea4519aa397afc059c793d",
 			Time: time.Date(2019, 8, 19, 20, 58, 37, 391000000, time.UTC),
 		}, "error:bb78c1407cea4519aa397afc059c793d"},
@@ -134,6 +134,20 @@ func equalAlerts(a, b formatter.Alert) bool {
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
 	return bytes.Equal(ja, jb)
+}
+
+func TestIssueLink(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://sentry.io/organizations/o/issues/1/events/abc/":    "https://sentry.io/organizations/o/issues/1/",
+		"https://sentry.io/organizations/o/issues/1/events/abc":     "https://sentry.io/organizations/o/issues/1/",
+		"https://sentry.io/organizations/o/issues/1/?referrer=x":    "https://sentry.io/organizations/o/issues/1/?referrer=x",
+		"https://sentry.example.com/api/0/projects/o/p/events/abc/": "https://sentry.example.com/api/0/projects/o/p/events/abc/",
+		"https://o.sentry.io/issues/1/events/latest/?project=2":     "https://o.sentry.io/issues/1/?project=2",
+	} {
+		if got := issueLink(in); got != want {
+			t.Errorf("issueLink(%q) = %q, want %q", in, got, want)
+		}
+	}
 }
 
 func TestEventTags(t *testing.T) {
