@@ -39,11 +39,13 @@ type Redis struct {
 	spools   []*Bolt // the spool, and a bbolt queue left from before Redis
 	timeout  time.Duration
 
-	mu      sync.Mutex
-	groups  map[string]bool // streams whose consumer group exists
-	depth   map[string]int  // last XLEN seen, per robot
-	stop    chan struct{}
-	stopped chan struct{}
+	mu        sync.Mutex
+	groups    map[string]bool // streams whose consumer group exists
+	held      map[string]bool // robots whose lease this replica holds
+	depth     map[string]int  // last XLEN seen, per robot
+	stop      chan struct{}
+	stopped   chan struct{}
+	closeOnce sync.Once
 }
 
 // RedisOptions configure OpenRedis.
@@ -104,7 +106,7 @@ func OpenRedis(url string, opts RedisOptions) (*Redis, error) {
 	r := &Redis{
 		client: redis.NewClient(o), consumer: opts.Consumer, window: opts.DedupeWindow,
 		notify: opts.Notify, log: opts.Log, spool: spool, timeout: opts.Timeout,
-		groups: map[string]bool{}, depth: map[string]int{},
+		groups: map[string]bool{}, held: map[string]bool{}, depth: map[string]int{},
 		stop: make(chan struct{}), stopped: make(chan struct{}),
 	}
 	if r.log == nil {
@@ -145,10 +147,26 @@ func redactRedis(err error, url string) error {
 	return err
 }
 
-// Close stops moving the spool and closes the connections.
+// Close stops moving the spool, hands back the robots' leases (so another
+// replica takes over at once, not when they lapse) and closes the
+// connections.
 func (r *Redis) Close() error {
+	first := false
+	r.closeOnce.Do(func() { first = true })
+	if !first {
+		return nil
+	}
 	close(r.stop)
 	<-r.stopped
+	r.mu.Lock()
+	held := r.held
+	r.held = map[string]bool{}
+	r.mu.Unlock()
+	for robot := range held {
+		ctx, cancel := r.ctx(context.Background())
+		releaseScript.Run(ctx, r.client, []string{leaseKey(robot)}, r.consumer)
+		cancel()
+	}
 	var err error
 	for _, sp := range r.spools {
 		if cerr := sp.Close(); err == nil {
@@ -556,18 +574,36 @@ end
 return 0
 `)
 
+// releaseScript drops a lease if the consumer holds it. KEYS: lease.
+// ARGV: consumer.
+var releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`)
+
 // LeaseTTL is how long a replica keeps draining a robot without renewing.
 const LeaseTTL = 15 * time.Second
+
+func leaseKey(robot string) string { return keyPrefix + "lease:" + robot }
 
 // Hold takes or renews this replica's lease on robot: one replica at a time
 // drains a robot, so alerts waiting anywhere end up in one digest.
 func (r *Redis) Hold(ctx context.Context, robot string) (bool, error) {
 	ctx, cancel := r.ctx(ctx)
 	defer cancel()
-	n, err := leaseScript.Run(ctx, r.client, []string{keyPrefix + "lease:" + robot}, r.consumer, LeaseTTL.Milliseconds()).Int()
+	n, err := leaseScript.Run(ctx, r.client, []string{leaseKey(robot)}, r.consumer, LeaseTTL.Milliseconds()).Int()
 	if err != nil {
 		return false, fmt.Errorf("queue: lease %s: %w", robot, err)
 	}
+	r.mu.Lock()
+	if n == 1 {
+		r.held[robot] = true
+	} else {
+		delete(r.held, robot)
+	}
+	r.mu.Unlock()
 	return n == 1, nil
 }
 

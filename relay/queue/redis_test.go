@@ -191,6 +191,11 @@ func TestRedisLease(t *testing.T) {
 	if ok, _ := r1.Hold(ctx, "a"); ok {
 		t.Fatal("c1 took its lease back from c2")
 	}
+	// A replica that shuts down hands its leases over at once.
+	r2.Close()
+	if ok, _ := r1.Hold(ctx, "a"); !ok {
+		t.Fatal("the lease of a closed replica was not released")
+	}
 }
 
 // TestRedisOutageSpools: with Redis down, alerts are spooled locally (the
