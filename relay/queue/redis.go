@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
 )
 
 // Redis is the shared store of several relay replicas: one Redis stream per
@@ -192,6 +194,20 @@ type storedDelivery struct {
 	Accepted time.Time       `json:"accepted"`
 }
 
+// encodeEntry is a stream entry's JSON. Its parts are strings, slices and
+// times: encoding cannot fail.
+func encodeEntry(alertID string, alert []byte, mentions formatter.Mentions, typ string, accepted time.Time) []byte {
+	m, _ := json.Marshal(mentions)
+	b, _ := json.Marshal(storedDelivery{AlertID: alertID, Alert: alert, Mentions: m, Type: typ, Accepted: accepted})
+	return b
+}
+
+// deliveryEntry is the stream entry of a delivery moved or replayed into Redis.
+func deliveryEntry(d Delivery, accepted time.Time) []byte {
+	alert, _ := json.Marshal(d.Alert)
+	return encodeEntry(d.AlertID, alert, d.Mentions, d.Type, accepted)
+}
+
 // enqueueScript sets the dedupe key (if any) and adds one entry per robot,
 // atomically. KEYS: dedupe key, then the robots' streams. ARGV: window in
 // ms, whether to dedupe, then each stream's entry.
@@ -221,13 +237,8 @@ func (r *Redis) Enqueue(ctx context.Context, sub Submission) (dup bool, err erro
 	}
 	args := []any{r.window.Milliseconds(), dedupe}
 	for _, t := range sub.Targets {
-		m, _ := json.Marshal(t.Mentions)
-		entry, err := json.Marshal(storedDelivery{AlertID: sub.AlertID, Alert: alert, Mentions: m, Type: t.Type, Accepted: sub.Accepted})
-		if err != nil {
-			return false, err
-		}
 		keys = append(keys, streamKey(t.Robot))
-		args = append(args, entry)
+		args = append(args, encodeEntry(sub.AlertID, alert, t.Mentions, t.Type, sub.Accepted))
 	}
 	cctx, cancel := r.ctx(ctx)
 	defer cancel()
@@ -284,10 +295,7 @@ func (r *Redis) moveSpool(sp *Bolt, robot string) error {
 	pipe := r.client.TxPipeline()
 	var ids []string
 	for _, d := range ds {
-		alert, _ := json.Marshal(d.Alert)
-		m, _ := json.Marshal(d.Mentions)
-		entry, _ := json.Marshal(storedDelivery{AlertID: d.AlertID, Alert: alert, Mentions: m, Type: d.Type, Accepted: d.Accepted})
-		pipe.XAdd(ctx, &redis.XAddArgs{Stream: streamKey(robot), Values: []any{"d", entry}})
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: streamKey(robot), Values: []any{"d", deliveryEntry(d, d.Accepted)}})
 		ids = append(ids, d.ID)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
@@ -371,13 +379,20 @@ func (r *Redis) Pending(ctx context.Context, robot string, max int) ([]Delivery,
 		msgs = msgs[:max]
 	}
 	out := make([]Delivery, 0, len(msgs))
+	var bad []string
 	for _, m := range msgs {
 		d, err := decodeEntry(robot, m)
 		if err != nil {
 			r.log.Error("undecodable queue entry; moving it to the dead letters", "robot", robot, "id", m.ID, "err", err)
+			bad = append(bad, m.ID)
 			continue
 		}
 		out = append(out, d)
+	}
+	if len(bad) > 0 {
+		if err := r.Bury(ctx, robot, bad, "undecodable queue entry"); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
@@ -506,11 +521,9 @@ func (r *Redis) Replay(ctx context.Context, ids []string, robot string) ([]DeadL
 			dl.Delivery.Robot = robot
 		}
 		d := dl.Delivery
-		alert, _ := json.Marshal(d.Alert)
-		m, _ := json.Marshal(d.Mentions)
-		entry, _ := json.Marshal(storedDelivery{AlertID: d.AlertID, Alert: alert, Mentions: m, Type: d.Type, Accepted: now})
 		pipe := r.client.TxPipeline()
-		pipe.XAdd(ctx, &redis.XAddArgs{Stream: streamKey(d.Robot), Values: []any{"d", entry}})
+		// A replayed alert gets a fresh age, or it would expire again at once.
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: streamKey(d.Robot), Values: []any{"d", deliveryEntry(d, now)}})
 		pipe.XDel(ctx, keyDead, dl.ID)
 		if _, err := pipe.Exec(ctx); err != nil {
 			return replayed, fmt.Errorf("queue: replay: %w", err)

@@ -282,3 +282,23 @@ func TestRedisTakesOverABoltQueue(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+func TestRedisUndecodableEntryIsBuried(t *testing.T) {
+	m := miniredis.RunT(t)
+	r, _ := newRedis(t, m, "c1")
+	r.Enqueue(ctx, submission(1, "a"))
+	if _, err := m.XAdd(streamKey("a"), "*", []string{"d", "{not json"}); err != nil {
+		t.Fatal(err)
+	}
+	pa, err := r.Pending(ctx, "a", 10)
+	if err != nil || len(pa) != 1 {
+		t.Fatalf("pending %v %v", titles(pa), err)
+	}
+	if r.Depth("a") != 1 {
+		t.Errorf("the bad entry is still queued: depth %d", r.Depth("a"))
+	}
+	raw, _ := m.Stream(keyDead)
+	if len(raw) != 1 {
+		t.Errorf("%d dead letters, want the bad entry", len(raw))
+	}
+}
