@@ -602,27 +602,71 @@ func (b *Bolt) Pending(ctx context.Context, robot string, max int) ([]Delivery, 
 			var rec struct {
 				AlertID string `json:"alert_id"`
 			}
-			if err := json.Unmarshal(v, &rec); err != nil {
-				return fmt.Errorf("delivery %x: %w", k, err)
-			}
-			a := alerts.Get([]byte(rec.AlertID))
-			if a == nil {
-				return fmt.Errorf("delivery %x: alert %s missing", k, rec.AlertID)
-			}
-			rows = append(rows, raw{slices.Clone(k), slices.Clone(v), slices.Clone(a)})
+			json.Unmarshal(v, &rec)
+			rows = append(rows, raw{slices.Clone(k), slices.Clone(v), slices.Clone(alerts.Get([]byte(rec.AlertID)))})
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("queue: read %s: %w", robot, err)
 	}
-	out := make([]Delivery, len(rows))
-	for i, r := range rows {
-		if out[i], err = decodeDelivery(robot, r.key, r.delivery, r.alert); err != nil {
-			return nil, fmt.Errorf("queue: read %s: %w", robot, err)
+	out := make([]Delivery, 0, len(rows))
+	var bad [][]byte
+	for _, r := range rows {
+		d, err := decodeDelivery(robot, r.key, r.delivery, r.alert)
+		if err != nil {
+			// One unreadable record must not stop the robot's queue.
+			b.log.Error("unreadable queue record; it becomes a dead letter", "robot", robot, "err", err)
+			bad = append(bad, r.key)
+			continue
+		}
+		out = append(out, d)
+	}
+	if len(bad) > 0 {
+		if err := b.buryUnreadable(robot, bad); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// buryUnreadable moves records that cannot be decoded to the dead letters,
+// keeping their bytes in the reason so nothing is thrown away.
+func (b *Bolt) buryUnreadable(robot string, keys [][]byte) error {
+	now := b.now()
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		q, dead := tx.Bucket(queueName(robot)), appendOnly(tx.Bucket(bucketDead))
+		for _, k := range keys {
+			v := q.Get(k)
+			if v == nil {
+				continue
+			}
+			seq, err := dead.NextSequence()
+			if err != nil {
+				return err
+			}
+			dl := DeadLetter{ID: strconv.FormatUint(seq, 10), Delivery: Delivery{ID: seqID(k), Robot: robot},
+				Reason: "unreadable queue record: " + string(v), Buried: now}
+			raw, err := json.Marshal(dl)
+			if err != nil {
+				return err
+			}
+			if err := dead.Put(u64(seq), raw); err != nil {
+				return err
+			}
+			if err := q.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("queue: bury unreadable records of %s: %w", robot, err)
+	}
+	b.mu.Lock()
+	b.depth[robot] -= len(keys)
+	b.mu.Unlock()
+	return nil
 }
 
 func decodeDelivery(robot string, k, v, alert []byte) (Delivery, error) {
@@ -631,6 +675,9 @@ func decodeDelivery(robot string, k, v, alert []byte) (Delivery, error) {
 		return Delivery{}, fmt.Errorf("delivery %x: %w", k, err)
 	}
 	d := Delivery{ID: seqID(k), AlertID: rec.AlertID, Robot: robot, Mentions: rec.Mentions, Type: rec.Type, Accepted: rec.Accepted}
+	if alert == nil {
+		return Delivery{}, fmt.Errorf("delivery %x: alert %s missing", k, rec.AlertID)
+	}
 	if err := json.Unmarshal(alert, &d.Alert); err != nil {
 		return Delivery{}, fmt.Errorf("alert %s: %w", rec.AlertID, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -295,4 +296,27 @@ func BenchmarkEnqueue(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestUnreadableRecordBecomesDeadLetter(t *testing.T) {
+	b := open(t, t.TempDir(), nil)
+	defer b.Close()
+	enqueue(t, b, submission(1, "a"))
+	enqueue(t, b, submission(2, "a"))
+	// Corrupt the first delivery record in place.
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket(queueName("a")).Cursor().First()
+		return tx.Bucket(queueName("a")).Put(k, []byte("{garbage"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pa, err := b.Pending(ctx, "a", 10)
+	if err != nil || fmt.Sprint(titles(pa)) != "[alert 2]" {
+		t.Fatalf("pending %v %v: the readable record must still come out", titles(pa), err)
+	}
+	dls, _ := b.DeadLetters(ctx)
+	if len(dls) != 1 || !strings.Contains(dls[0].Reason, "{garbage") || b.Depth("a") != 1 {
+		t.Errorf("dead letters %+v depth %d", dls, b.Depth("a"))
+	}
 }
