@@ -10,11 +10,10 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -51,6 +50,7 @@ type options struct {
 	down        bool
 	replicas    int
 	redis       string
+	diskProbe   time.Duration
 }
 
 func main() {
@@ -66,6 +66,7 @@ func main() {
 	flag.IntVar(&o.replicas, "replicas", 1, "relay processes; more than one share a Redis (started here unless -redis is given)")
 	flag.StringVar(&o.redis, "redis", "", "Redis URL for the relays (RELAY_REDIS_URL); empty: bbolt, or a local redis-server with -replicas > 1")
 	flag.BoolVar(&o.keep, "keep", false, "keep the relay's data directory (and print where it is)")
+	flag.DurationVar(&o.diskProbe, "disk-probe", 5*time.Second, "first measure the disk alone for this long: group-committed write+fsync at -rate (0: skip)")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "relay-load:", err)
@@ -74,6 +75,14 @@ func main() {
 }
 
 func run(o options) error {
+	if o.diskProbe > 0 {
+		floor, err := probeDisk(o.rate, o.diskProbe)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("disk alone (3 KB writes + fsync, group-committed, %d/s for %v in %s): p50 %v  p99 %v\n",
+			o.rate, o.diskProbe, os.TempDir(), pct(floor, 50), pct(floor, 99))
+	}
 	var robots []dingtalktest.Robot
 	var tokens, secrets []string
 	for i := range o.robots {
@@ -137,6 +146,8 @@ func run(o options) error {
 		res.sent, res.accepted, res.other, res.errors, res.elapsed.Round(time.Millisecond))
 	fmt.Printf("throughput: %.0f webhooks/s\n", float64(res.accepted)/res.elapsed.Seconds())
 	fmt.Printf("ack latency: p50 %v  p90 %v  p99 %v  max %v\n", pct(res.latencies, 50), pct(res.latencies, 90), pct(res.latencies, 99), pct(res.latencies, 100))
+	fmt.Printf("  of which generator lag (due -> written): p50 %v  p99 %v; answer (written -> answered): p50 %v  p99 %v\n",
+		pct(res.lags, 50), pct(res.lags, 99), pct(res.answers, 50), pct(res.answers, 99))
 	for i, rp := range relays {
 		fmt.Printf("relay %d answer time (its own histogram): %s\n", i+1, serverLatency(rp.base))
 	}
@@ -296,8 +307,12 @@ func statusKB(pid int, field string) int64 {
 type result struct {
 	sent, accepted, other, errors int
 	latencies                     []time.Duration
-	elapsed                       time.Duration
-	perIssue                      map[string]int // alerts accepted per issue marker
+	// lags is how late each accepted webhook was written, and answers how
+	// long its answer took after that: the generator's share of the
+	// latency and the relay's (with the loopback network).
+	lags, answers []time.Duration
+	elapsed       time.Duration
+	perIssue      map[string]int // alerts accepted per issue marker
 }
 
 // payload is an event_alert webhook, like Sentry's docs example, for one
@@ -337,8 +352,8 @@ func frames() []map[string]any {
 }
 
 type request struct {
-	body, sig []byte
-	marker    string
+	raw    []byte // the whole HTTP request
+	marker string
 }
 
 // prepare builds and signs every webhook before the clock starts, so the
@@ -354,7 +369,9 @@ func prepare(o options) []request {
 		body := payload(i, issue)
 		mac := hmac.New(sha256.New, []byte(clientSecret))
 		mac.Write(body)
-		out[i] = request{body: body, sig: []byte(hex.EncodeToString(mac.Sum(nil))), marker: fmt.Sprintf("load-%06d:", issue)}
+		raw := fmt.Appendf(nil, "POST /sentry/webhook HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\n"+
+			"Sentry-Hook-Resource: event_alert\r\nSentry-Hook-Signature: %x\r\nContent-Length: %d\r\n\r\n", mac.Sum(nil), len(body))
+		out[i] = request{raw: append(raw, body...), marker: fmt.Sprintf("load-%06d:", issue)}
 	}
 	return out
 }
@@ -362,7 +379,10 @@ func prepare(o options) []request {
 // fire sends webhooks at a fixed rate. Latency is measured from when each
 // request was due, so a relay that falls behind shows it.
 func fire(bases []string, o options, reqs []request) result {
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: o.concurrency, MaxConnsPerHost: o.concurrency}}
+	var clients []*wireClient
+	for _, b := range bases {
+		clients = append(clients, &wireClient{addr: strings.TrimPrefix(b, "http://"), idle: make(chan *wireConn, o.concurrency)})
+	}
 	res := result{perIssue: map[string]int{}}
 	var mu sync.Mutex
 	sem := make(chan struct{}, o.concurrency)
@@ -377,26 +397,21 @@ func fire(bases []string, o options, reqs []request) result {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, bases[i%len(bases)]+"/sentry/webhook", bytes.NewReader(r.body))
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Sentry-Hook-Resource", "event_alert")
-			req.Header.Set("Sentry-Hook-Signature", string(r.sig))
-			resp, err := client.Do(req)
-			lat := time.Since(due)
+			status, wrote, err := clients[i%len(clients)].do(r.raw)
+			end := time.Now()
 			mu.Lock()
 			defer mu.Unlock()
 			res.sent++
-			if err != nil {
+			switch {
+			case err != nil:
 				res.errors++
-				return
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusAccepted {
+			case status == http.StatusAccepted:
 				res.accepted++
-				res.latencies = append(res.latencies, lat)
+				res.latencies = append(res.latencies, end.Sub(due))
+				res.lags = append(res.lags, wrote.Sub(due))
+				res.answers = append(res.answers, end.Sub(wrote))
 				res.perIssue[r.marker]++
-			} else {
+			default:
 				res.other++
 			}
 		})
@@ -404,7 +419,116 @@ func fire(bases []string, o options, reqs []request) result {
 	wg.Wait()
 	res.elapsed = time.Since(start)
 	slices.Sort(res.latencies)
+	slices.Sort(res.lags)
+	slices.Sort(res.answers)
 	return res
+}
+
+// probeDisk measures what the relay's durability costs on this disk before
+// any relay code runs: writes of a webhook's size at rate, each waiting for
+// an fsync shared with the writes that arrived meanwhile, as the relay's
+// journal does. Its p99 is the floor under the relay's ack latency.
+func probeDisk(rate int, d time.Duration) ([]time.Duration, error) {
+	f, err := os.CreateTemp("", "relay-load-disk")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	due := make(chan time.Time, rate)
+	var lats []time.Duration
+	var werr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for t := range due {
+			group := []time.Time{t}
+		gather:
+			for {
+				select {
+				case t, ok := <-due:
+					if !ok {
+						break gather
+					}
+					group = append(group, t)
+				default:
+					break gather
+				}
+			}
+			if _, err := f.Write(make([]byte, 3000*len(group))); err != nil {
+				werr = err
+			} else if err := f.Sync(); err != nil {
+				werr = err
+			}
+			now := time.Now()
+			for _, t := range group {
+				lats = append(lats, now.Sub(t))
+			}
+		}
+	}()
+	interval := time.Second / time.Duration(rate)
+	start := time.Now()
+	for i := range int(d.Seconds() * float64(rate)) {
+		t := start.Add(time.Duration(i) * interval)
+		time.Sleep(time.Until(t))
+		due <- t
+	}
+	close(due)
+	<-done
+	slices.Sort(lats)
+	return lats, werr
+}
+
+// wireClient writes prebuilt HTTP/1.1 requests on kept-alive connections.
+// net/http's client spends about as much CPU per request as the relay
+// spends serving it; on a machine shared with the relay that CPU would be
+// measured as relay latency.
+type wireClient struct {
+	addr string
+	idle chan *wireConn
+}
+
+type wireConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+// do sends one request and returns the answer's status and when the
+// request had been written.
+func (c *wireClient) do(raw []byte) (status int, wrote time.Time, err error) {
+	var wc *wireConn
+	select {
+	case wc = <-c.idle:
+	default:
+		conn, err := net.Dial("tcp", c.addr)
+		if err != nil {
+			return 0, time.Time{}, err
+		}
+		wc = &wireConn{Conn: conn, r: bufio.NewReader(conn)}
+	}
+	wc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := wc.Write(raw); err != nil {
+		wc.Close()
+		return 0, time.Time{}, err
+	}
+	wrote = time.Now()
+	resp, err := http.ReadResponse(wc.r, nil)
+	if err != nil {
+		wc.Close()
+		return 0, wrote, err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.Close {
+		wc.Close()
+		return resp.StatusCode, wrote, err
+	}
+	select {
+	case c.idle <- wc:
+	default:
+		wc.Close()
+	}
+	return resp.StatusCode, wrote, nil
 }
 
 func pct(sorted []time.Duration, p float64) time.Duration {

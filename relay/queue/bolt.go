@@ -58,12 +58,14 @@ type Bolt struct {
 	reqs    chan *enqueueReq
 	closing chan struct{}
 	done    chan struct{}
+	hurry   chan struct{} // asks the mover to commit without waiting
 	once    sync.Once
 
 	mu       sync.Mutex
 	moved    *sync.Cond
 	toMove   []moveItem         // journaled, not yet in bbolt
 	moving   int                // taken by the mover, not yet committed
+	lastMove time.Time          // when the mover last committed
 	keys     map[[16]byte]int64 // dedupe keys within their window -> expiry (unix ns)
 	depth    map[string]int     // deliveries in bbolt, per robot
 	stopping bool
@@ -113,12 +115,15 @@ type storedSubmission struct {
 	Accept  time.Time       `json:"accepted"`
 }
 
-// Grouping: submissions per journal write; items per bbolt commit, and how
-// long the mover lets them gather.
+// Grouping: submissions per journal write; items per bbolt commit, and the
+// least time between two commits. A bbolt commit writes pages all over the
+// file and syncs twice, and every journal sync queued behind it is a
+// webhook waiting for its answer: under load, a few large commits a second
+// keep ack latency low; a lone alert is still moved at once.
 const (
-	maxGroup  = 512
-	maxMove   = 1000
-	moveDelay = 50 * time.Millisecond
+	maxGroup     = 512
+	maxMove      = 1000
+	moveInterval = 500 * time.Millisecond
 )
 
 var keyJournal = []byte("journal") // meta: position moved into bbolt
@@ -145,7 +150,7 @@ func OpenBolt(dir string, opts BoltOptions) (*Bolt, error) {
 		db: db, dir: dir, window: opts.DedupeWindow, now: opts.Now, notify: opts.Notify, log: opts.Log,
 		// Unbuffered: a submission is handed to the writer or refused,
 		// never left in a buffer nobody reads after Close.
-		reqs: make(chan *enqueueReq), closing: make(chan struct{}), done: make(chan struct{}),
+		reqs: make(chan *enqueueReq), closing: make(chan struct{}), done: make(chan struct{}), hurry: make(chan struct{}, 1),
 		keys: map[[16]byte]int64{}, depth: map[string]int{},
 	}
 	b.moved = sync.NewCond(&b.mu)
@@ -431,12 +436,15 @@ func (b *Bolt) mover() {
 			b.mu.Unlock()
 			return
 		}
-		if len(b.toMove) < maxMove && !b.stopping {
-			// Let a few more groups arrive: fewer, larger bbolt commits
-			// compete less with the journal's syncs. Nobody waits on this
-			// but the dispatcher, for a few milliseconds.
+		if wait := time.Until(b.lastMove.Add(moveInterval)); wait > 0 && len(b.toMove) < maxMove && !b.stopping {
+			// Nobody waits on this but the dispatcher (and Sync, which
+			// hurries it).
 			b.mu.Unlock()
-			time.Sleep(moveDelay)
+			select {
+			case <-time.After(wait):
+			case <-b.hurry:
+			case <-b.closing:
+			}
 			b.mu.Lock()
 		}
 		n := min(len(b.toMove), maxMove)
@@ -450,6 +458,7 @@ func (b *Bolt) mover() {
 
 		b.mu.Lock()
 		b.moving = 0
+		b.lastMove = time.Now()
 		if err != nil {
 			b.moverErr = err
 			b.toMove = append(batch, b.toMove...)
@@ -516,6 +525,10 @@ func (b *Bolt) Sync(ctx context.Context) error {
 		b.mu.Unlock()
 	})
 	defer stop()
+	select {
+	case b.hurry <- struct{}{}:
+	default:
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for len(b.toMove) > 0 || b.moving > 0 {
@@ -603,6 +616,7 @@ func (b *Bolt) Pending(ctx context.Context, robot string, max int) ([]Delivery, 
 				AlertID string `json:"alert_id"`
 			}
 			json.Unmarshal(v, &rec)
+			yield(len(rows))
 			rows = append(rows, raw{slices.Clone(k), slices.Clone(v), slices.Clone(alerts.Get([]byte(rec.AlertID)))})
 		}
 		return nil
@@ -612,7 +626,8 @@ func (b *Bolt) Pending(ctx context.Context, robot string, max int) ([]Delivery, 
 	}
 	out := make([]Delivery, 0, len(rows))
 	var bad [][]byte
-	for _, r := range rows {
+	for i, r := range rows {
+		yield(i)
 		d, err := decodeDelivery(robot, r.key, r.delivery, r.alert)
 		if err != nil {
 			// One unreadable record must not stop the robot's queue.

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -319,4 +321,93 @@ func TestUnreadableRecordBecomesDeadLetter(t *testing.T) {
 	if len(dls) != 1 || !strings.Contains(dls[0].Reason, "{garbage") || b.Depth("a") != 1 {
 		t.Errorf("dead letters %+v depth %d", dls, b.Depth("a"))
 	}
+}
+
+// BenchmarkPending reads a digest's worth of queued alerts, the size a
+// webhook makes, with one P (as when the other is busy): max-wait-us is the
+// longest a goroutine that became runnable meanwhile (a webhook waiting for
+// its answer) had to wait for the decoding to let it run.
+func BenchmarkPending(b *testing.B) {
+	st := open(b, b.TempDir(), nil)
+	defer st.Close()
+	for i := range 1000 {
+		sub := submission(i, "a")
+		sub.Alert.Title = fmt.Sprintf("load-%06d: ValueError: invalid literal for int() with base 10", i)
+		sub.Alert.Message = "invalid literal for int() with base 10: 'abc'"
+		sub.Alert.Link = fmt.Sprintf("https://sentry.example.com/organizations/acme/issues/%d/", i)
+		for t := range 20 {
+			sub.Alert.Tags = append(sub.Alert.Tags, formatter.Tag{Key: fmt.Sprintf("tag%d", t), Value: "production-web-1"})
+		}
+		if _, err := st.Enqueue(ctx, sub); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := st.Sync(ctx); err != nil {
+		b.Fatal(err)
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var worst time.Duration
+	b.ReportAllocs()
+	for b.Loop() {
+		done := make(chan struct{})
+		waited := make(chan time.Duration)
+		go func() {
+			var most time.Duration
+			for {
+				select {
+				case <-done:
+					waited <- most
+					return
+				default:
+				}
+				t := time.Now()
+				runtime.Gosched()
+				most = max(most, time.Since(t))
+			}
+		}()
+		ds, err := st.Pending(ctx, "a", 1000)
+		if err != nil || len(ds) != 1000 {
+			b.Fatalf("pending: %d, %v", len(ds), err)
+		}
+		close(done)
+		worst = max(worst, <-waited)
+	}
+	b.ReportMetric(float64(worst.Microseconds()), "max-wait-us")
+}
+
+// TestMoverPacesCommits: after a quiet spell an alert is moved into bbolt
+// at once; under load the mover commits at most once per moveInterval, so
+// its page writes and syncs do not queue in front of the journal's.
+func TestMoverPacesCommits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := open(t, t.TempDir(), nil)
+		defer b.Close()
+		commits := func() int {
+			var id int
+			b.db.View(func(tx *bolt.Tx) error { id = tx.ID(); return nil })
+			return id
+		}
+		start, t0 := commits(), time.Now()
+		if _, err := b.Enqueue(ctx, submission(0, "a")); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if n := commits() - start; n != 1 || b.Depth("a") != 1 || !time.Now().Equal(t0) {
+			t.Fatalf("a lone alert: %d commits, depth %d after %v; want it moved at once", n, b.Depth("a"), time.Since(t0))
+		}
+		for i := 1; i <= 20; i++ {
+			if _, err := b.Enqueue(ctx, submission(i, "a")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		synctest.Wait()
+		if n := commits() - start; n != 1 || b.Depth("a") != 1 {
+			t.Fatalf("right after a commit: %d commits, depth %d; want the burst held back", n, b.Depth("a"))
+		}
+		time.Sleep(moveInterval)
+		synctest.Wait()
+		if n := commits() - start; n != 2 || b.Depth("a") != 21 {
+			t.Fatalf("after moveInterval: %d commits, depth %d; want the burst in one commit", n, b.Depth("a"))
+		}
+	})
 }
