@@ -52,6 +52,8 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime 30s ./formatter/sentry
 	$(GO) test -run XXX -fuzz FuzzEscape -fuzztime 30s ./formatter
 	$(GO) test -run XXX -fuzz FuzzCutBytes -fuzztime 30s ./formatter
+	$(GO) test -run XXX -fuzz FuzzDecodeAlert -fuzztime 30s ./relay/queue
+	$(GO) test -run XXX -fuzz FuzzDecodeDeliveryRecord -fuzztime 30s ./relay/queue
 
 # Rewrite the golden cards after a deliberate change; review the diff.
 golden:

@@ -24,12 +24,12 @@ import (
 // Bucket layout. An alert is stored once; each robot's queue holds small
 // records pointing at it, and refs counts how many still do.
 var (
-	bucketAlerts = []byte("alerts") // alert id -> formatter.Alert (JSON)
+	bucketAlerts = []byte("alerts") // alert id -> formatter.Alert (encodeAlert)
 	bucketRefs   = []byte("refs")   // alert id -> uint32 deliveries left
 	bucketDead   = []byte("dead")   // seq -> DeadLetter
 	bucketDedupe = []byte("dedupe") // expiry (unix ns) + hash(dedupe key) -> nothing
 	bucketMeta   = []byte("meta")
-	queuePrefix  = []byte("q/") // "q/<robot>": seq -> deliveryRecord
+	queuePrefix  = []byte("q/") // "q/<robot>": seq -> deliveryRecord (encodeDeliveryRecord)
 )
 
 // FileName is the name of the database file in the data directory.
@@ -105,14 +105,50 @@ type moveItem struct {
 	end    position
 }
 
-// storedSubmission is a submission as the journal keeps it.
+// storedSubmission is a submission as the journal keeps it: a record is
+// journalRecordV2, a uvarint length, this as JSON, then the alert as
+// encodeAlert makes it. Records of earlier versions are this as JSON
+// alone, with the alert as JSON inside.
 type storedSubmission struct {
 	AlertID string          `json:"alert_id"`
 	Dedupe  []byte          `json:"dedupe,omitempty"`
 	Expires int64           `json:"expires,omitempty"`
-	Alert   json.RawMessage `json:"alert"`
+	Alert   json.RawMessage `json:"alert,omitempty"`
 	Targets []Target        `json:"targets"`
 	Accept  time.Time       `json:"accepted"`
+}
+
+const journalRecordV2 = 2
+
+func encodeRecord(st storedSubmission, alert []byte) ([]byte, error) {
+	header, err := json.Marshal(st)
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, 1+binary.MaxVarintLen64+len(header)+len(alert))
+	b = append(binary.AppendUvarint(append(b, journalRecordV2), uint64(len(header))), header...)
+	return append(b, alert...), nil
+}
+
+// decodeRecord returns a journal record's submission and its stored alert.
+func decodeRecord(p []byte) (storedSubmission, []byte, error) {
+	var st storedSubmission
+	if len(p) > 0 && p[0] == '{' {
+		err := json.Unmarshal(p, &st)
+		return st, st.Alert, err
+	}
+	if len(p) == 0 || p[0] != journalRecordV2 {
+		return st, nil, errors.New("journal record of unknown format")
+	}
+	n, k := binary.Uvarint(p[1:])
+	if k <= 0 || n > uint64(len(p)-1-k) {
+		return st, nil, errors.New("journal record truncated")
+	}
+	header := p[1+k : 1+k+int(n)]
+	if err := json.Unmarshal(header, &st); err != nil {
+		return st, nil, err
+	}
+	return st, p[1+k+int(n):], nil
 }
 
 // Grouping: submissions per journal write; items per bbolt commit, and the
@@ -244,11 +280,11 @@ func (b *Bolt) replay() (uint64, error) {
 			n := min(len(recs), maxMove)
 			items := make([]moveItem, 0, n)
 			for _, r := range recs[:n] {
-				var st storedSubmission
-				if err := json.Unmarshal(r.payload, &st); err != nil {
+				st, alert, err := decodeRecord(r.payload)
+				if err != nil {
 					return 0, fmt.Errorf("journal %d: %w", seq, err)
 				}
-				items = append(items, moveItem{rec: st, alert: st.Alert, dedupe: st.Dedupe, end: r.end})
+				items = append(items, moveItem{rec: st, alert: alert, dedupe: st.Dedupe, end: r.end})
 			}
 			if err := b.db.Update(func(tx *bolt.Tx) error { return store(tx, items) }); err != nil {
 				return 0, err
@@ -372,18 +408,15 @@ func (b *Bolt) journalGroup(group []*enqueueReq) {
 			marked[h] = true
 			st.Dedupe, st.Expires = h[:], now.Add(b.window).UnixNano()
 		}
-		alert, err := json.Marshal(r.sub.Alert)
-		if err == nil {
-			st.Alert = alert
-			var payload []byte
-			if payload, err = json.Marshal(st); err == nil {
-				payloads = append(payloads, payload)
-				items = append(items, moveItem{rec: st, alert: alert, dedupe: st.Dedupe})
-				kept = append(kept, r)
-				continue
-			}
+		alert := encodeAlert(r.sub.Alert)
+		payload, err := encodeRecord(st, alert)
+		if err != nil {
+			r.err = fmt.Errorf("queue: encode alert: %w", err)
+			continue
 		}
-		r.err = fmt.Errorf("queue: encode alert: %w", err)
+		payloads = append(payloads, payload)
+		items = append(items, moveItem{rec: st, alert: alert, dedupe: st.Dedupe})
+		kept = append(kept, r)
 	}
 	if len(payloads) > 0 {
 		ends, err := b.journal.append(payloads)
@@ -455,6 +488,10 @@ func (b *Bolt) mover() {
 		b.mu.Unlock()
 
 		err := b.db.Update(func(tx *bolt.Tx) error { return store(tx, batch) })
+		if err == nil {
+			// Before Sync can return: what it waited for is off the journal.
+			b.dropMovedJournals(batch)
+		}
 
 		b.mu.Lock()
 		b.moving = 0
@@ -484,7 +521,6 @@ func (b *Bolt) mover() {
 		}
 		b.moved.Broadcast()
 		b.mu.Unlock()
-		b.dropMovedJournals(batch)
 		if b.notify != nil {
 			for r := range robots {
 				b.notify(r)
@@ -590,11 +626,7 @@ func putDelivery(tx *bolt.Tx, robot string, d deliveryRecord) error {
 	if err != nil {
 		return err
 	}
-	rec, err := json.Marshal(d)
-	if err != nil {
-		return err
-	}
-	return q.Put(u64(seq), rec)
+	return q.Put(u64(seq), encodeDeliveryRecord(d))
 }
 
 // Pending returns up to max deliveries waiting for robot, oldest first.
@@ -602,7 +634,11 @@ func (b *Bolt) Pending(ctx context.Context, robot string, max int) ([]Delivery, 
 	// Copy the records out and decode after the read transaction: a long
 	// read transaction would stall a commit that needs to grow the file,
 	// and with it every webhook waiting for that commit.
-	type raw struct{ key, delivery, alert []byte }
+	type raw struct {
+		key, alert []byte
+		rec        deliveryRecord
+		err        error
+	}
 	var rows []raw
 	err := b.db.View(func(tx *bolt.Tx) error {
 		q := tx.Bucket(queueName(robot))
@@ -612,12 +648,14 @@ func (b *Bolt) Pending(ctx context.Context, robot string, max int) ([]Delivery, 
 		alerts := tx.Bucket(bucketAlerts)
 		c := q.Cursor()
 		for k, v := c.First(); k != nil && len(rows) < max; k, v = c.Next() {
-			var rec struct {
-				AlertID string `json:"alert_id"`
-			}
-			json.Unmarshal(v, &rec)
 			yield(len(rows))
-			rows = append(rows, raw{slices.Clone(k), slices.Clone(v), slices.Clone(alerts.Get([]byte(rec.AlertID)))})
+			r := raw{key: slices.Clone(k)}
+			if r.rec, r.err = decodeDeliveryRecord(v); r.err != nil {
+				r.err = fmt.Errorf("delivery %x: %w", k, r.err)
+			} else {
+				r.alert = slices.Clone(alerts.Get([]byte(r.rec.AlertID)))
+			}
+			rows = append(rows, r)
 		}
 		return nil
 	})
@@ -628,7 +666,11 @@ func (b *Bolt) Pending(ctx context.Context, robot string, max int) ([]Delivery, 
 	var bad [][]byte
 	for i, r := range rows {
 		yield(i)
-		d, err := decodeDelivery(robot, r.key, r.delivery, r.alert)
+		var d Delivery
+		err := r.err
+		if err == nil {
+			d, err = decodeDelivery(robot, r.key, r.rec, r.alert)
+		}
 		if err != nil {
 			// One unreadable record must not stop the robot's queue.
 			b.log.Error("unreadable queue record; it becomes a dead letter", "robot", robot, "err", err)
@@ -684,18 +726,16 @@ func (b *Bolt) buryUnreadable(robot string, keys [][]byte) error {
 	return nil
 }
 
-func decodeDelivery(robot string, k, v, alert []byte) (Delivery, error) {
-	var rec deliveryRecord
-	if err := json.Unmarshal(v, &rec); err != nil {
-		return Delivery{}, fmt.Errorf("delivery %x: %w", k, err)
-	}
+func decodeDelivery(robot string, k []byte, rec deliveryRecord, alert []byte) (Delivery, error) {
 	d := Delivery{ID: seqID(k), AlertID: rec.AlertID, Robot: robot, Mentions: rec.Mentions, Type: rec.Type, Accepted: rec.Accepted}
 	if alert == nil {
 		return Delivery{}, fmt.Errorf("delivery %x: alert %s missing", k, rec.AlertID)
 	}
-	if err := json.Unmarshal(alert, &d.Alert); err != nil {
+	a, err := decodeAlert(alert)
+	if err != nil {
 		return Delivery{}, fmt.Errorf("alert %s: %w", rec.AlertID, err)
 	}
+	d.Alert = a
 	return d, nil
 }
 
@@ -730,11 +770,11 @@ func (b *Bolt) remove(robot string, ids []string, buried func() time.Time, reaso
 				continue
 			}
 			if buried != nil {
-				var rec deliveryRecord
-				if err := json.Unmarshal(v, &rec); err != nil {
+				rec, err := decodeDeliveryRecord(v)
+				if err != nil {
 					return err
 				}
-				d, err := decodeDelivery(robot, k, v, alerts.Get([]byte(rec.AlertID)))
+				d, err := decodeDelivery(robot, k, rec, alerts.Get([]byte(rec.AlertID)))
 				if err != nil {
 					return err
 				}
@@ -751,8 +791,8 @@ func (b *Bolt) remove(robot string, ids []string, buried func() time.Time, reaso
 					return err
 				}
 			}
-			var rec deliveryRecord
-			if err := json.Unmarshal(v, &rec); err != nil {
+			rec, err := decodeDeliveryRecord(v)
+			if err != nil {
 				return err
 			}
 			if err := q.Delete(k); err != nil {
@@ -842,11 +882,7 @@ func (b *Bolt) Replay(ctx context.Context, ids []string, robot string) ([]DeadLe
 			d := dl.Delivery
 			id := []byte(d.AlertID)
 			if alerts.Get(id) == nil {
-				raw, err := json.Marshal(d.Alert)
-				if err != nil {
-					return err
-				}
-				if err := alerts.Put(id, raw); err != nil {
+				if err := alerts.Put(id, encodeAlert(d.Alert)); err != nil {
 					return err
 				}
 			}

@@ -1,0 +1,188 @@
+package queue
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
+)
+
+// fullAlert sets every field of formatter.Alert, so a field added to it
+// without teaching the codec fails the round trip.
+func fullAlert(t testing.TB) formatter.Alert {
+	var a formatter.Alert
+	v := reflect.ValueOf(&a).Elem()
+	for i := range v.NumField() {
+		f, name := v.Field(i), v.Type().Field(i).Name
+		switch f.Interface().(type) {
+		case string:
+			f.SetString(name + " ✓ \x00 \"quoted\"")
+		case int64:
+			f.SetInt(int64(-1000 * (i + 1)))
+		case time.Time:
+			f.Set(reflect.ValueOf(time.Date(2026, 11, 22, 13, 4, 5, 123456789, time.UTC)))
+		case []formatter.Tag:
+			f.Set(reflect.ValueOf([]formatter.Tag{{Key: "environment", Value: "production"}, {Key: "", Value: "empty key"}}))
+		case map[string]string:
+			f.Set(reflect.ValueOf(map[string]string{"route": "ops", "mentions": "13800000000", "": ""}))
+		default:
+			t.Fatalf("formatter.Alert.%s is a %s: teach encodeAlert and decodeAlert", name, f.Type())
+		}
+	}
+	return a
+}
+
+func TestAlertCodecRoundTrip(t *testing.T) {
+	for name, a := range map[string]formatter.Alert{
+		"every field": fullAlert(t),
+		"zero":        {},
+		"before 1970": {Title: "old", Time: time.Date(1960, 1, 2, 3, 4, 5, 6, time.UTC)},
+		"far future":  {Title: "new", Time: time.Date(5000, 1, 1, 0, 0, 0, 1, time.UTC)},
+	} {
+		got, err := decodeAlert(encodeAlert(a))
+		if err != nil || !reflect.DeepEqual(got, a) {
+			t.Errorf("%s: round trip gave %+v, %v; want %+v", name, got, err, a)
+		}
+	}
+}
+
+// Alerts stored as JSON by earlier versions still decode.
+func TestAlertCodecReadsJSON(t *testing.T) {
+	a := fullAlert(t)
+	raw, err := json.Marshal(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeAlert(raw)
+	if err != nil || !reflect.DeepEqual(got, a) {
+		t.Errorf("JSON alert decoded to %+v, %v", got, err)
+	}
+}
+
+func TestAlertCodecRejectsDamage(t *testing.T) {
+	enc := encodeAlert(fullAlert(t))
+	cases := map[string][]byte{
+		"empty":          nil,
+		"unknown format": append([]byte{9}, enc[1:]...),
+		"trailing bytes": append(bytes.Clone(enc), 0),
+		"bad JSON":       []byte(`{"title":`),
+	}
+	for cut := 1; cut < len(enc); cut += 7 {
+		cases[fmt.Sprintf("cut at %d", cut)] = enc[:cut]
+	}
+	for name, b := range cases {
+		if a, err := decodeAlert(b); err == nil {
+			t.Errorf("%s: decoded to %+v, want an error", name, a)
+		}
+	}
+}
+
+// A journal written by an earlier version (JSON records, JSON alerts) is
+// replayed and its alerts delivered.
+func TestReplaysJSONJournal(t *testing.T) {
+	dir := t.TempDir()
+	b := open(t, dir, nil)
+	b.Close()
+	a := fullAlert(t)
+	alert, _ := json.Marshal(a)
+	rec, _ := json.Marshal(storedSubmission{AlertID: "01-old", Alert: alert, Accept: time.Now().UTC(),
+		Targets: []Target{{Robot: "a"}}})
+	j, err := openJournal(dir, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.append([][]byte{rec}); err != nil {
+		t.Fatal(err)
+	}
+	j.close()
+	b = open(t, dir, nil)
+	defer b.Close()
+	ds, err := b.Pending(ctx, "a", 10)
+	if err != nil || len(ds) != 1 || !reflect.DeepEqual(ds[0].Alert, a) {
+		t.Fatalf("pending %+v, %v; want the journaled JSON alert", ds, err)
+	}
+}
+
+func FuzzDecodeAlert(f *testing.F) {
+	f.Add(encodeAlert(fullAlert(f)))
+	f.Add(encodeAlert(formatter.Alert{}))
+	f.Add([]byte(`{"title":"x","tags":[{"key":"k","value":"v"}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		a, err := decodeAlert(b)
+		if err != nil {
+			return
+		}
+		again, err := decodeAlert(encodeAlert(a))
+		if err != nil || !reflect.DeepEqual(normalize(again), normalize(a)) {
+			t.Fatalf("re-encoding %+v gave %+v, %v", a, again, err)
+		}
+	})
+}
+
+// normalize makes empty tags and settings nil, and times UTC: what the
+// encoding keeps of them.
+func normalize(a formatter.Alert) formatter.Alert {
+	if len(a.Tags) == 0 {
+		a.Tags = nil
+	}
+	if len(a.Settings) == 0 {
+		a.Settings = nil
+	}
+	if !a.Time.IsZero() {
+		a.Time = a.Time.UTC()
+	}
+	return a
+}
+
+func TestDeliveryRecordCodec(t *testing.T) {
+	// A field added to either type needs the codec taught, and this list.
+	if n, m := reflect.TypeFor[deliveryRecord]().NumField(), reflect.TypeFor[formatter.Mentions]().NumField(); n != 4 || m != 3 {
+		t.Fatalf("deliveryRecord has %d fields, Mentions %d: teach encodeDeliveryRecord and decodeDeliveryRecord", n, m)
+	}
+	full := deliveryRecord{AlertID: "01-abc", Type: "actionCard", Accepted: time.Date(2026, 11, 22, 1, 2, 3, 4, time.UTC),
+		Mentions: formatter.Mentions{Mobiles: []string{"13800000000", ""}, UserIDs: []string{"manager1"}, All: true}}
+	for name, d := range map[string]deliveryRecord{"full": full, "zero": {}} {
+		got, err := decodeDeliveryRecord(encodeDeliveryRecord(d))
+		if err != nil || !reflect.DeepEqual(got, d) {
+			t.Errorf("%s: round trip gave %+v, %v", name, got, err)
+		}
+	}
+	old, _ := json.Marshal(full)
+	if got, err := decodeDeliveryRecord(old); err != nil || !reflect.DeepEqual(got, full) {
+		t.Errorf("JSON record decoded to %+v, %v", got, err)
+	}
+	enc := encodeDeliveryRecord(full)
+	for _, b := range [][]byte{nil, {7}, enc[:len(enc)-1], append(bytes.Clone(enc), 1), []byte("{")} {
+		if d, err := decodeDeliveryRecord(b); err == nil {
+			t.Errorf("%q decoded to %+v, want an error", b, d)
+		}
+	}
+}
+
+func FuzzDecodeDeliveryRecord(f *testing.F) {
+	f.Add(encodeDeliveryRecord(deliveryRecord{AlertID: "x", Mentions: formatter.Mentions{Mobiles: []string{"1"}}, Accepted: time.Unix(1, 2)}))
+	f.Add([]byte(`{"alert_id":"x","mentions":{"all":true}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := decodeDeliveryRecord(b)
+		if err != nil {
+			return
+		}
+		again, err := decodeDeliveryRecord(encodeDeliveryRecord(d))
+		if d.Accepted = d.Accepted.UTC(); d.Accepted.IsZero() {
+			d.Accepted = time.Time{}
+		}
+		if len(d.Mentions.Mobiles) == 0 {
+			d.Mentions.Mobiles = nil
+		}
+		if len(d.Mentions.UserIDs) == 0 {
+			d.Mentions.UserIDs = nil
+		}
+		if err != nil || !reflect.DeepEqual(again, d) {
+			t.Fatalf("re-encoding %+v gave %+v, %v", d, again, err)
+		}
+	})
+}
