@@ -294,9 +294,10 @@ func (b *Bolt) replay() (uint64, error) {
 	}
 	// Everything is in bbolt now.
 	for _, seq := range seqs {
-		if err := os.Remove(journalPath(b.dir, seq)); err != nil {
-			return 0, err
-		}
+		retireJournal(b.dir, seq)
+	}
+	if seqs, err = journalFiles(b.dir); err != nil || len(seqs) > 0 {
+		return 0, errors.Join(err, fmt.Errorf("cannot remove replayed journal files %v", seqs))
 	}
 	return next, nil
 }
@@ -323,7 +324,7 @@ func (b *Bolt) Close() error {
 		// Everything journaled is in bbolt: a clean start needs no replay.
 		if seqs, err := journalFiles(b.dir); err == nil {
 			for _, seq := range seqs {
-				os.Remove(journalPath(b.dir, seq))
+				retireJournal(b.dir, seq)
 			}
 		}
 	}
@@ -547,7 +548,7 @@ func (b *Bolt) dropMovedJournals(batch []moveItem) {
 	}
 	for _, seq := range seqs {
 		if seq < last.Seq {
-			os.Remove(journalPath(b.dir, seq))
+			retireJournal(b.dir, seq)
 		}
 	}
 }

@@ -168,3 +168,71 @@ func TestFailedJournalWriteRefusesAndRecovers(t *testing.T) {
 		t.Errorf("depth %d after recovery", b.Depth("a"))
 	}
 }
+
+// A recycled file still holds the frames of its previous use; replay must
+// stop where the new ones end, since those are checksummed with another
+// sequence number.
+func TestRecycledJournalIgnoresItsOldFrames(t *testing.T) {
+	dir := t.TempDir()
+	j, err := openJournal(dir, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old [][]byte
+	for i := range 50 {
+		old = append(old, []byte(fmt.Sprintf(`{"alert_id":"old-%d"}`, i)))
+	}
+	for range 3 {
+		if _, err := j.append(old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j.close()
+	retireJournal(dir, 1)
+	if spares := spareFiles(dir); len(spares) != 1 {
+		t.Fatalf("spares %v after retiring a moved file", spares)
+	}
+	j, err = openJournal(dir, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.close()
+	if spares := spareFiles(dir); len(spares) != 0 {
+		t.Fatalf("spares %v: the new file should be the recycled one", spares)
+	}
+	if _, err := j.append([][]byte{[]byte(`{"alert_id":"new"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := readJournal(dir, 2, 0)
+	if err != nil || len(recs) != 1 || string(recs[0].payload) != `{"alert_id":"new"}` {
+		t.Fatalf("recycled file replays %d records (%v); want only the new one", len(recs), err)
+	}
+}
+
+// Groups are padded to whole blocks; replay from any record's end must
+// find the next record past the padding.
+func TestJournalGroupsArePaddedAndReadBack(t *testing.T) {
+	dir := t.TempDir()
+	j, err := openJournal(dir, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.close()
+	var ends []position
+	for i := range 5 {
+		e, err := j.append([][]byte{[]byte(fmt.Sprint("record ", i)), make([]byte, 5000*i+1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.size%journalBlock != 0 {
+			t.Fatalf("file position %d after a group: not block-aligned", j.size)
+		}
+		ends = append(ends, e...)
+	}
+	for i, from := range append([]position{{Seq: 1}}, ends...) {
+		recs, _ := readJournal(dir, 1, from.Off)
+		if len(recs) != len(ends)-i {
+			t.Errorf("from %d: %d records, want %d", from.Off, len(recs), len(ends)-i)
+		}
+	}
+}
