@@ -273,6 +273,10 @@ func readJournal(dir string, seq uint64, from int64) ([]journalRecord, error) {
 	if err != nil {
 		return nil, err
 	}
+	sum := func(p []byte) uint32 { return frameSum(seq, p) }
+	if legacyJournal(data) {
+		sum = func(p []byte) uint32 { return crc32.Checksum(p, castagnoli) }
+	}
 	var out []journalRecord
 	off := from
 	for off+frameHeader <= int64(len(data)) {
@@ -283,7 +287,7 @@ func readJournal(dir string, seq uint64, from int64) ([]journalRecord, error) {
 			break
 		}
 		p := data[off+frameHeader : off+frameHeader+n]
-		if frameSum(seq, p) != binary.BigEndian.Uint32(data[off+4:]) {
+		if sum(p) != binary.BigEndian.Uint32(data[off+4:]) {
 			break
 		}
 		off += frameHeader + n
@@ -292,6 +296,20 @@ func readJournal(dir string, seq uint64, from int64) ([]journalRecord, error) {
 		}
 	}
 	return out, nil
+}
+
+// legacyJournal reports whether a file was written by a version whose
+// checksums covered the payload alone (and which never recycled files), so
+// that a relay upgraded after a crash still replays it.
+func legacyJournal(data []byte) bool {
+	if len(data) < frameHeader {
+		return false
+	}
+	n := int64(binary.BigEndian.Uint32(data))
+	if n == 0 || n > maxRecord || frameHeader+n > int64(len(data)) {
+		return false
+	}
+	return crc32.Checksum(data[frameHeader:frameHeader+n], castagnoli) == binary.BigEndian.Uint32(data[4:])
 }
 
 func syncDir(dir string) error {

@@ -1,8 +1,10 @@
 package queue
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"testing"
 	"time"
@@ -234,5 +236,31 @@ func TestJournalGroupsArePaddedAndReadBack(t *testing.T) {
 		if len(recs) != len(ends)-i {
 			t.Errorf("from %d: %d records, want %d", from.Off, len(recs), len(ends)-i)
 		}
+	}
+}
+
+// A journal file of the previous format (checksums of the payload alone,
+// no padding) left by a crash is still replayed after an upgrade.
+func TestReplaysLegacyJournalFile(t *testing.T) {
+	dir := t.TempDir()
+	b := open(t, dir, nil)
+	b.Close()
+	var data []byte
+	for _, sub := range []Submission{submission(1, "a"), submission(2, "a")} {
+		p, err := encodeRecord(storedSubmission{AlertID: sub.AlertID, Targets: sub.Targets, Accept: sub.Accepted}, encodeAlert(sub.Alert))
+		if err != nil {
+			t.Fatal(err)
+		}
+		data = binary.BigEndian.AppendUint32(data, uint32(len(p)))
+		data = binary.BigEndian.AppendUint32(data, crc32.Checksum(p, castagnoli))
+		data = append(data, p...)
+	}
+	if err := os.WriteFile(journalPath(dir, 3), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b = open(t, dir, nil)
+	defer b.Close()
+	if pa, _ := b.Pending(ctx, "a", 10); fmt.Sprint(titles(pa)) != "[alert 1 alert 2]" {
+		t.Fatalf("pending %v: want both alerts of the legacy journal", titles(pa))
 	}
 }
