@@ -761,7 +761,8 @@ func (b *Bolt) remove(robot string, ids []string, buried func() time.Time, reaso
 			return nil
 		}
 		alerts, refs, dead := tx.Bucket(bucketAlerts), tx.Bucket(bucketRefs), appendOnly(tx.Bucket(bucketDead))
-		for _, id := range ids {
+		for i, id := range ids {
+			yield(i)
 			k, err := parseSeqID(id)
 			if err != nil {
 				return err

@@ -87,10 +87,11 @@ func hashKey(key string) []byte {
 	return sum[:16]
 }
 
-// yieldEvery is how many queued alerts Pending decodes between yields.
-// Decoding the thousand alerts of a digest takes tens of milliseconds of
-// CPU; without yields, webhooks readied on the same P wait for Go's 10 ms
-// preemption, and their answer time is what Sentry waits on.
+// yieldEvery is how many records the store handles between yields when it
+// reads or removes the thousand deliveries of a digest, milliseconds of
+// CPU at a stretch: without yields, webhooks readied on the same P wait
+// for Go's 10 ms preemption, and their answer time is what Sentry waits
+// on. (A yield inside a bbolt write transaction only delays the mover.)
 const yieldEvery = 32
 
 // yield lets waiting goroutines run after every yieldEvery-th item.
