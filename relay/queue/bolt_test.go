@@ -323,15 +323,12 @@ func TestUnreadableRecordBecomesDeadLetter(t *testing.T) {
 	}
 }
 
-// BenchmarkPending reads a digest's worth of queued alerts, the size a
-// webhook makes, with one P (as when the other is busy): max-wait-us is the
-// longest a goroutine that became runnable meanwhile (a webhook waiting for
-// its answer) had to wait for the decoding to let it run.
-func BenchmarkPending(b *testing.B) {
-	st := open(b, b.TempDir(), nil)
-	defer st.Close()
+// queueDigest enqueues a digest's worth of alerts of the size a webhook
+// makes, for robot "a".
+func queueDigest(b *testing.B, st *Bolt) {
 	for i := range 1000 {
 		sub := submission(i, "a")
+		sub.DedupeKey = ""
 		sub.Alert.Title = fmt.Sprintf("load-%06d: ValueError: invalid literal for int() with base 10", i)
 		sub.Alert.Message = "invalid literal for int() with base 10: 'abc'"
 		sub.Alert.Link = fmt.Sprintf("https://sentry.example.com/organizations/acme/issues/%d/", i)
@@ -345,32 +342,78 @@ func BenchmarkPending(b *testing.B) {
 	if err := st.Sync(ctx); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// longestWait runs f with one P (as when the other is busy) and returns
+// the longest a goroutine that became runnable meanwhile (a webhook
+// waiting for its answer) had to wait for f to let it run.
+func longestWait(f func()) time.Duration {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	done := make(chan struct{})
+	waited := make(chan time.Duration)
+	go func() {
+		var most time.Duration
+		for {
+			select {
+			case <-done:
+				waited <- most
+				return
+			default:
+			}
+			t := time.Now()
+			runtime.Gosched()
+			most = max(most, time.Since(t))
+		}
+	}()
+	f()
+	close(done)
+	return <-waited
+}
+
+// BenchmarkPending reads a digest's 1,000 queued alerts; max-wait-us is
+// the longest wait longestWait saw.
+func BenchmarkPending(b *testing.B) {
+	st := open(b, b.TempDir(), nil)
+	defer st.Close()
+	queueDigest(b, st)
 	var worst time.Duration
 	b.ReportAllocs()
 	for b.Loop() {
-		done := make(chan struct{})
-		waited := make(chan time.Duration)
-		go func() {
-			var most time.Duration
-			for {
-				select {
-				case <-done:
-					waited <- most
-					return
-				default:
-				}
-				t := time.Now()
-				runtime.Gosched()
-				most = max(most, time.Since(t))
+		worst = max(worst, longestWait(func() {
+			if ds, err := st.Pending(ctx, "a", 1000); err != nil || len(ds) != 1000 {
+				b.Fatalf("pending: %d, %v", len(ds), err)
 			}
-		}()
+		}))
+	}
+	b.ReportMetric(float64(worst.Microseconds()), "max-wait-us")
+}
+
+// BenchmarkAckDigest removes the 1,000 deliveries of a sent digest (and
+// their alerts) in one durable commit.
+func BenchmarkAckDigest(b *testing.B) {
+	st := open(b, b.TempDir(), nil)
+	defer st.Close()
+	var worst time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		queueDigest(b, st)
 		ds, err := st.Pending(ctx, "a", 1000)
 		if err != nil || len(ds) != 1000 {
 			b.Fatalf("pending: %d, %v", len(ds), err)
 		}
-		close(done)
-		worst = max(worst, <-waited)
+		ids := make([]string, len(ds))
+		for i, d := range ds {
+			ids[i] = d.ID
+		}
+		b.StartTimer()
+		worst = max(worst, longestWait(func() {
+			if err := st.Ack(ctx, "a", ids); err != nil {
+				b.Fatal(err)
+			}
+		}))
+	}
+	if n := st.Depth("a"); n != 0 {
+		b.Fatalf("depth %d after acknowledging everything", n)
 	}
 	b.ReportMetric(float64(worst.Microseconds()), "max-wait-us")
 }
