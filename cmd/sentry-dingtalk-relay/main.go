@@ -20,6 +20,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"syscall"
 
@@ -32,21 +33,35 @@ import (
 var version = "dev"
 
 func main() {
-	tuneGC()
+	tuneRuntime()
 	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
 }
 
-// tuneGC sets the relay's garbage collection unless GOGC or GOMEMLIMIT say
-// otherwise. The live heap is a few megabytes, so Go's default (collect
-// when the heap doubles, at 4 MB) collects dozens of times a second under
-// load, and each pause lands on webhooks waiting for their answer. Less
-// often, with a soft ceiling well under the chart's 128 MiB limit.
-func tuneGC() {
+// tuneRuntime sets the relay's garbage collection and scheduler unless
+// GOGC, GOMEMLIMIT or GOMAXPROCS say otherwise.
+//
+// The live heap is a few megabytes, so Go's default (collect when the heap
+// doubles, at 4 MB) collects dozens of times a second under load, and each
+// pause lands on webhooks waiting for their answer. Less often, with a soft
+// ceiling well under the chart's 128 MiB limit.
+//
+// The journal's O_DIRECT writes and bbolt's fsyncs block in the kernel for
+// milliseconds while keeping their P (Go expects syscalls to be short; its
+// monitor thread takes the P back on its second look, and it looks as
+// rarely as every 10 ms), and webhooks readied meanwhile wait behind them.
+// One P more than the CPUs keeps a P for the webhooks while a writer waits
+// on the disk: ack p99 at 1,000/s was lower in 8 of 8 interleaved pairs
+// (by 1.3 ms at the median). The count is taken once at start, so Go no
+// longer follows a changed cgroup limit.
+func tuneRuntime() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(96 << 20)
+	}
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1)
 	}
 }
 

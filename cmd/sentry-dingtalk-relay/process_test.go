@@ -5,6 +5,7 @@ import (
 	"debug/elf"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -26,7 +28,15 @@ var binary string
 
 // TestMain builds the relay with the Dockerfile's own build command, so the
 // process tests run what the image ships.
+// defaultProcs is Go's GOMAXPROCS for a process without the variable,
+// read before the testing package applies -cpu.
+var defaultProcs = runtime.GOMAXPROCS(0)
+
 func TestMain(m *testing.M) {
+	if os.Getenv("GOMAXPROCS") != "" {
+		// This process's count was set, not chosen by Go.
+		defaultProcs = runtime.NumCPU()
+	}
 	dir, err := os.MkdirTemp("", "relay-bin")
 	if err != nil {
 		panic(err)
@@ -264,6 +274,42 @@ func TestRunsOnDefaults(t *testing.T) {
 	}
 	if code := p.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(p.logs.String(), "relay stopped") {
 		t.Errorf("exit %d: %s", code, p.logs)
+	}
+}
+
+// TestRuntimeDefaults reads the relay's own runtime metrics: its GC and
+// scheduler defaults apply when the environment is silent, and the
+// environment wins when it is not.
+func TestRuntimeDefaults(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		env   []string
+		procs int
+		gogc  string
+		limit string
+	}{
+		{"defaults", nil, defaultProcs + 1, "400", "1.00663296e+08"},
+		{"environment", []string{"GOMAXPROCS=1", "GOGC=100", "GOMEMLIMIT=64MiB"}, 1, "100", "6.7108864e+07"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := startRelay(t, t.TempDir(), c.env...)
+			resp, err := http.Get("http://" + p.addr + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			want := map[string]string{
+				"go_sched_gomaxprocs_threads": strconv.Itoa(c.procs),
+				"go_gc_gogc_percent":          c.gogc,
+				"go_gc_gomemlimit_bytes":      c.limit,
+			}
+			for name, v := range want {
+				if line := name + " " + v + "\n"; !strings.Contains(string(body), line) {
+					t.Errorf("metrics lack %q", line)
+				}
+			}
+		})
 	}
 }
 
