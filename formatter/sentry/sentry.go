@@ -555,15 +555,17 @@ func parseLegacy(body []byte, opts Options) (Webhook, error) {
 	if !p.Event.identified() || (p.ProjectSlug == "" && p.Project == "") {
 		return Webhook{}, invalid("not a Sentry webhook: no Sentry-Hook-Resource header, and no project_slug and event of the legacy WebHooks plugin")
 	}
+	if c := p.Culprit.String(); c != "" {
+		// The plugin's culprit wins; set before fromEvent, it spares
+		// decoding the frames.
+		p.Event.Culprit = p.Culprit
+	}
 	w := fromEvent(p.Event, opts)
 	a := &w.Alert
 	a.Resource, a.Action = ResourceLegacy, "triggered"
 	a.Project = firstNonEmpty(p.ProjectSlug.String(), p.Project.String())
 	a.ProjectName = p.ProjectName.String()
 	a.Level = firstNonEmpty(p.Level.String(), a.Level)
-	if c := p.Culprit.String(); c != "" {
-		a.Location = c
-	}
 	if a.Message == "" {
 		a.Message = p.Message.String()
 	}
