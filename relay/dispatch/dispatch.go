@@ -287,7 +287,7 @@ func (w *worker) compose(ctx context.Context, now time.Time) (*batch, error) {
 	if err != nil {
 		return nil, err
 	}
-	var live []queue.Delivery
+	live := ds[:0]
 	var expired []string
 	for _, d := range ds {
 		if now.Sub(d.Accepted) > w.MaxAge {
@@ -325,7 +325,7 @@ func (w *worker) compose(ctx context.Context, now time.Time) (*batch, error) {
 		items[i] = formatter.Item{Alert: d.Alert, Mentions: d.Mentions}
 	}
 	msg, covered := w.robot.Renderer.Digest(items, false)
-	b := &batch{msg: msg, digest: true}
+	b := &batch{msg: msg, digest: true, deliveries: make([]queue.Delivery, 0, len(covered))}
 	for _, i := range covered {
 		b.deliveries = append(b.deliveries, live[i])
 	}
