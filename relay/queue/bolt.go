@@ -664,7 +664,7 @@ func (b *Bolt) Pending(ctx context.Context, robot string, max int) ([]Delivery, 
 		return nil, fmt.Errorf("queue: read %s: %w", robot, err)
 	}
 	out := make([]Delivery, 0, len(rows))
-	var bad [][]byte
+	var bad []unreadable
 	for i, r := range rows {
 		yield(i)
 		var d Delivery
@@ -675,7 +675,7 @@ func (b *Bolt) Pending(ctx context.Context, robot string, max int) ([]Delivery, 
 		if err != nil {
 			// One unreadable record must not stop the robot's queue.
 			b.log.Error("unreadable queue record; it becomes a dead letter", "robot", robot, "err", err)
-			bad = append(bad, r.key)
+			bad = append(bad, unreadable{key: r.key, err: err})
 			continue
 		}
 		out = append(out, d)
@@ -688,33 +688,54 @@ func (b *Bolt) Pending(ctx context.Context, robot string, max int) ([]Delivery, 
 	return out, nil
 }
 
-// buryUnreadable moves records that cannot be decoded to the dead letters,
-// keeping their bytes in the reason so nothing is thrown away.
-func (b *Bolt) buryUnreadable(robot string, keys [][]byte) error {
+type unreadable struct {
+	key []byte
+	err error
+}
+
+// buryUnreadable moves deliveries that cannot be decoded to the dead
+// letters, quoting the stored bytes in the reason so nothing is thrown
+// away. When only the alert is unreadable, the delivery record still says
+// which alert it was, so its reference is dropped like any delivered one's.
+func (b *Bolt) buryUnreadable(robot string, bad []unreadable) error {
 	now := b.now()
+	removed := 0
 	err := b.db.Update(func(tx *bolt.Tx) error {
+		removed = 0
 		q, dead := tx.Bucket(queueName(robot)), appendOnly(tx.Bucket(bucketDead))
-		for _, k := range keys {
-			v := q.Get(k)
+		alerts, refs := tx.Bucket(bucketAlerts), tx.Bucket(bucketRefs)
+		for _, u := range bad {
+			v := q.Get(u.key)
 			if v == nil {
 				continue
+			}
+			d := Delivery{ID: seqID(u.key), Robot: robot}
+			reason := "unreadable queue record (" + u.err.Error() + "): " + strconv.Quote(string(v))
+			rec, err := decodeDeliveryRecord(v)
+			if err == nil {
+				d.AlertID, d.Mentions, d.Type, d.Accepted = rec.AlertID, rec.Mentions, rec.Type, rec.Accepted
+				reason = "unreadable alert (" + u.err.Error() + "): " + strconv.Quote(string(alerts.Get([]byte(rec.AlertID))))
 			}
 			seq, err := dead.NextSequence()
 			if err != nil {
 				return err
 			}
-			dl := DeadLetter{ID: strconv.FormatUint(seq, 10), Delivery: Delivery{ID: seqID(k), Robot: robot},
-				Reason: "unreadable queue record: " + string(v), Buried: now}
-			raw, err := json.Marshal(dl)
+			raw, err := json.Marshal(DeadLetter{ID: strconv.FormatUint(seq, 10), Delivery: d, Reason: reason, Buried: now, Unreadable: true})
 			if err != nil {
 				return err
 			}
 			if err := dead.Put(u64(seq), raw); err != nil {
 				return err
 			}
-			if err := q.Delete(k); err != nil {
+			if err := q.Delete(u.key); err != nil {
 				return err
 			}
+			if d.AlertID != "" {
+				if err := release(alerts, refs, d.AlertID); err != nil {
+					return err
+				}
+			}
+			removed++
 		}
 		return nil
 	})
@@ -722,7 +743,7 @@ func (b *Bolt) buryUnreadable(robot string, keys [][]byte) error {
 		return fmt.Errorf("queue: bury unreadable records of %s: %w", robot, err)
 	}
 	b.mu.Lock()
-	b.depth[robot] -= len(keys)
+	b.depth[robot] -= removed
 	b.mu.Unlock()
 	return nil
 }
@@ -868,7 +889,14 @@ func (b *Bolt) Replay(ctx context.Context, ids []string, robot string) ([]DeadLe
 			if err := json.Unmarshal(v, &dl); err != nil {
 				return fmt.Errorf("dead letter %x: %w", k, err)
 			}
-			if len(ids) > 0 && !slices.Contains(ids, dl.ID) && !slices.Contains(ids, dl.Delivery.AlertID) {
+			named := slices.Contains(ids, dl.ID) || slices.Contains(ids, dl.Delivery.AlertID)
+			if len(ids) > 0 && !named {
+				continue
+			}
+			if dl.Unreadable {
+				if named {
+					return fmt.Errorf("%w: %s", ErrUnreadable, dl.ID)
+				}
 				continue
 			}
 			if robot != "" {
@@ -907,7 +935,7 @@ func (b *Bolt) Replay(ctx context.Context, ids []string, robot string) ([]DeadLe
 		return nil
 	})
 	if err != nil {
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrUnreadable) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("queue: replay: %w", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -318,8 +319,56 @@ func TestUnreadableRecordBecomesDeadLetter(t *testing.T) {
 		t.Fatalf("pending %v %v: the readable record must still come out", titles(pa), err)
 	}
 	dls, _ := b.DeadLetters(ctx)
-	if len(dls) != 1 || !strings.Contains(dls[0].Reason, "{garbage") || b.Depth("a") != 1 {
+	if len(dls) != 1 || !dls[0].Unreadable || !strings.Contains(dls[0].Reason, "{garbage") || b.Depth("a") != 1 {
 		t.Errorf("dead letters %+v depth %d", dls, b.Depth("a"))
+	}
+	if replayed, err := b.Replay(ctx, nil, ""); err != nil || len(replayed) != 0 {
+		t.Errorf("replay of every dead letter: %v %v; want the unreadable one passed over", replayed, err)
+	}
+}
+
+// An alert that cannot be decoded leaves readable delivery records: they
+// become dead letters that name the alert and quote its bytes, and the
+// alert is deleted with its last reference, as a delivered one would be.
+func TestUnreadableAlertIsBuriedAndReclaimed(t *testing.T) {
+	b := open(t, t.TempDir(), nil)
+	defer b.Close()
+	bad := submission(1, "a", "b")
+	enqueue(t, b, bad)
+	enqueue(t, b, submission(2, "a"))
+	damaged := []byte{1, 0xff, 0xfe, 'x'}
+	if err := b.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketAlerts).Put([]byte(bad.AlertID), damaged) }); err != nil {
+		t.Fatal(err)
+	}
+	for robot, want := range map[string]string{"a": "[alert 2]", "b": "[]"} {
+		ds, err := b.Pending(ctx, robot, 10)
+		if err != nil || fmt.Sprint(titles(ds)) != want {
+			t.Fatalf("pending %s: %v %v, want %s", robot, titles(ds), err, want)
+		}
+	}
+	dls, _ := b.DeadLetters(ctx)
+	if len(dls) != 2 {
+		t.Fatalf("%d dead letters, want one per robot", len(dls))
+	}
+	for _, dl := range dls {
+		if !dl.Unreadable || dl.Delivery.AlertID != bad.AlertID || !strings.Contains(dl.Reason, strconv.Quote(string(damaged))) {
+			t.Errorf("dead letter %+v", dl)
+		}
+	}
+	b.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketAlerts).Get([]byte(bad.AlertID)) != nil || tx.Bucket(bucketRefs).Get([]byte(bad.AlertID)) != nil {
+			t.Error("the unreadable alert is still stored with no delivery left")
+		}
+		return nil
+	})
+	if b.Depth("a") != 1 || b.Depth("b") != 0 {
+		t.Errorf("depths a=%d b=%d", b.Depth("a"), b.Depth("b"))
+	}
+	if _, err := b.Replay(ctx, []string{dls[0].ID}, ""); !errors.Is(err, ErrUnreadable) {
+		t.Errorf("replaying it by id: %v, want ErrUnreadable", err)
+	}
+	if dls, _ := b.DeadLetters(ctx); len(dls) != 2 {
+		t.Errorf("%d dead letters after the refused replay, want both kept", len(dls))
 	}
 }
 

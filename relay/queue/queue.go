@@ -54,6 +54,9 @@ type DeadLetter struct {
 	Reason   string   `json:"reason"`
 	// Buried is when the delivery became a dead letter.
 	Buried time.Time `json:"buried"`
+	// Unreadable marks a delivery whose stored bytes could not be decoded
+	// (Reason quotes them): it is kept and listed, but cannot be replayed.
+	Unreadable bool `json:"unreadable,omitempty"`
 }
 
 // ErrClosed is returned by a store that is shutting down.
@@ -61,6 +64,10 @@ var ErrClosed = errors.New("queue: store closed")
 
 // ErrNotFound is returned when a dead letter to replay does not exist.
 var ErrNotFound = errors.New("queue: no such dead letter")
+
+// ErrUnreadable is returned when a dead letter named for replay holds an
+// unreadable delivery. Replaying every dead letter passes over those.
+var ErrUnreadable = errors.New("queue: the dead letter holds an unreadable delivery and cannot be replayed")
 
 // NewID returns a new alert ID: 32 hex digits, roughly time-ordered so IDs
 // of alerts accepted later sort later.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -493,12 +494,15 @@ func (r *Redis) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
 		robot, _ := m.Values["robot"].(string)
 		reason, _ := m.Values["reason"].(string)
 		buried, _ := m.Values["buried"].(string)
+		bt, _ := time.Parse(time.RFC3339Nano, buried)
 		d, err := decodeEntry(robot, m)
 		if err != nil {
+			raw, _ := m.Values["d"].(string)
+			out = append(out, DeadLetter{ID: m.ID, Delivery: Delivery{Robot: robot}, Buried: bt, Unreadable: true,
+				Reason: reason + " (" + err.Error() + "): " + strconv.Quote(raw)})
 			continue
 		}
 		d.ID = ""
-		bt, _ := time.Parse(time.RFC3339Nano, buried)
 		out = append(out, DeadLetter{ID: m.ID, Delivery: d, Reason: reason, Buried: bt})
 	}
 	return out, nil
@@ -515,7 +519,14 @@ func (r *Redis) Replay(ctx context.Context, ids []string, robot string) ([]DeadL
 	var replayed []DeadLetter
 	now := time.Now()
 	for _, dl := range all {
-		if len(ids) > 0 && !slices.Contains(ids, dl.ID) && !slices.Contains(ids, dl.Delivery.AlertID) {
+		named := slices.Contains(ids, dl.ID) || slices.Contains(ids, dl.Delivery.AlertID)
+		if len(ids) > 0 && !named {
+			continue
+		}
+		if dl.Unreadable {
+			if named {
+				return replayed, fmt.Errorf("%w: %s", ErrUnreadable, dl.ID)
+			}
 			continue
 		}
 		if robot != "" {

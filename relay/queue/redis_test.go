@@ -301,4 +301,14 @@ func TestRedisUndecodableEntryIsBuried(t *testing.T) {
 	if len(raw) != 1 {
 		t.Errorf("%d dead letters, want the bad entry", len(raw))
 	}
+	dls, err := r.DeadLetters(ctx)
+	if err != nil || len(dls) != 1 || !dls[0].Unreadable || !strings.Contains(dls[0].Reason, `"{not json"`) {
+		t.Fatalf("dead letters %+v %v: the bad entry must be listed, quoted", dls, err)
+	}
+	if replayed, err := r.Replay(ctx, nil, ""); err != nil || len(replayed) != 0 {
+		t.Errorf("replay of every dead letter: %v %v; want the unreadable one passed over", replayed, err)
+	}
+	if _, err := r.Replay(ctx, []string{dls[0].ID}, ""); !errors.Is(err, ErrUnreadable) {
+		t.Errorf("replaying it by id: %v, want ErrUnreadable", err)
+	}
 }
