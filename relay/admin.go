@@ -44,6 +44,9 @@ type DeadLetterView struct {
 	Reason   string    `json:"reason"`
 	Accepted time.Time `json:"accepted"`
 	Buried   time.Time `json:"buried"`
+	// Unreadable: the stored bytes (quoted in Reason) could not be
+	// decoded; listed, never replayed.
+	Unreadable bool `json:"unreadable,omitempty"`
 }
 
 // ReplayRequest selects dead letters to queue again.
@@ -81,7 +84,7 @@ func (a *DeadLetterAdmin) List(ctx context.Context) ([]DeadLetterView, error) {
 		out[i] = DeadLetterView{
 			ID: dl.ID, AlertID: d.AlertID, Robot: a.robotName(d.Robot), Title: d.Alert.Title,
 			Project: d.Alert.DisplayProject(), Level: d.Alert.Level, Link: d.Alert.Link,
-			Reason: dl.Reason, Accepted: d.Accepted, Buried: dl.Buried,
+			Reason: dl.Reason, Accepted: d.Accepted, Buried: dl.Buried, Unreadable: dl.Unreadable,
 		}
 	}
 	return out, nil
@@ -110,7 +113,9 @@ func (a *DeadLetterAdmin) Replay(ctx context.Context, req ReplayRequest) (Replay
 		}
 		for _, dl := range dls {
 			selected := req.All || slices.Contains(req.IDs, dl.ID) || slices.Contains(req.IDs, dl.Delivery.AlertID)
-			if _, ok := a.Robots[dl.Delivery.Robot]; selected && !ok {
+			// An unreadable one is passed over, or refused by the store
+			// when named: its robot does not matter.
+			if _, ok := a.Robots[dl.Delivery.Robot]; selected && !ok && !dl.Unreadable {
 				return ReplayResult{}, fmt.Errorf("dead letter %s was for a robot that is no longer configured: replay it with --robot NAME", dl.ID)
 			}
 		}
