@@ -859,9 +859,9 @@ func (b *Bolt) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
 	var out []DeadLetter
 	err := b.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketDead).ForEach(func(k, v []byte) error {
-			var dl DeadLetter
-			if err := json.Unmarshal(v, &dl); err != nil {
-				return fmt.Errorf("dead letter %x: %w", k, err)
+			dl, err := decodeDeadLetter(k, v)
+			if err != nil {
+				return err
 			}
 			out = append(out, dl)
 			return nil
@@ -871,6 +871,16 @@ func (b *Bolt) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
 		return nil, fmt.Errorf("queue: read dead letters: %w", err)
 	}
 	return out, nil
+}
+
+func decodeDeadLetter(k, v []byte) (DeadLetter, error) {
+	var dl DeadLetter
+	if err := json.Unmarshal(v, &dl); err != nil {
+		return dl, fmt.Errorf("dead letter %x: %w", k, err)
+	}
+	// Unreadable records buried before the flag existed name no alert.
+	dl.Unreadable = dl.Unreadable || dl.Delivery.AlertID == ""
+	return dl, nil
 }
 
 // Replay queues dead letters again: for robot when it is not "", else for
@@ -885,9 +895,9 @@ func (b *Bolt) Replay(ctx context.Context, ids []string, robot string) ([]DeadLe
 		var keys [][]byte
 		c := dead.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
-			var dl DeadLetter
-			if err := json.Unmarshal(v, &dl); err != nil {
-				return fmt.Errorf("dead letter %x: %w", k, err)
+			dl, err := decodeDeadLetter(k, v)
+			if err != nil {
+				return err
 			}
 			named := slices.Contains(ids, dl.ID) || slices.Contains(ids, dl.Delivery.AlertID)
 			if len(ids) > 0 && !named {
