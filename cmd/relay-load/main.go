@@ -383,8 +383,9 @@ func prepare(o options) []request {
 	return out
 }
 
-// fire sends webhooks at a fixed rate. Latency is measured from when each
-// request was due, so a relay that falls behind shows it.
+// fire sends webhooks at a fixed rate. Each answer is timed from its
+// request written and from when it was due, so a relay that falls behind
+// shows it.
 func fire(bases []string, o options, reqs []request) result {
 	var clients []*wireClient
 	for _, b := range bases {

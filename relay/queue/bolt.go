@@ -792,11 +792,11 @@ func (b *Bolt) remove(robot string, ids []string, buried func() time.Time, reaso
 			if v == nil {
 				continue
 			}
+			rec, err := decodeDeliveryRecord(v)
+			if err != nil {
+				return err
+			}
 			if buried != nil {
-				rec, err := decodeDeliveryRecord(v)
-				if err != nil {
-					return err
-				}
 				d, err := decodeDelivery(robot, k, rec, alerts.Get([]byte(rec.AlertID)))
 				if err != nil {
 					return err
@@ -813,10 +813,6 @@ func (b *Bolt) remove(robot string, ids []string, buried func() time.Time, reaso
 				if err := dead.Put(u64(seq), raw); err != nil {
 					return err
 				}
-			}
-			rec, err := decodeDeliveryRecord(v)
-			if err != nil {
-				return err
 			}
 			if err := q.Delete(k); err != nil {
 				return err
@@ -899,14 +895,11 @@ func (b *Bolt) Replay(ctx context.Context, ids []string, robot string) ([]DeadLe
 			if err != nil {
 				return err
 			}
-			named := slices.Contains(ids, dl.ID) || slices.Contains(ids, dl.Delivery.AlertID)
-			if len(ids) > 0 && !named {
-				continue
+			selected, err := selectForReplay(dl, ids)
+			if err != nil {
+				return err
 			}
-			if dl.Unreadable {
-				if named {
-					return fmt.Errorf("%w: %s", ErrUnreadable, dl.ID)
-				}
+			if !selected {
 				continue
 			}
 			if robot != "" {

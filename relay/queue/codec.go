@@ -103,14 +103,14 @@ func (r *recordReader) uvarint() uint64 {
 	return v
 }
 
-// varint undoes binary.AppendVarint's zig-zag encoding of a uvarint.
 func (r *recordReader) varint() int64 {
-	ux := r.uvarint()
-	x := int64(ux >> 1)
-	if ux&1 != 0 {
-		x = ^x
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail()
+		return 0
 	}
-	return x
+	r.b = r.b[n:]
+	return v
 }
 
 func (r *recordReader) string() string {

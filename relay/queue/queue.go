@@ -8,7 +8,9 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
@@ -68,6 +70,19 @@ var ErrNotFound = errors.New("queue: no such dead letter")
 // ErrUnreadable is returned when a dead letter named for replay holds an
 // unreadable delivery. Replaying every dead letter passes over those.
 var ErrUnreadable = errors.New("queue: the dead letter holds an unreadable delivery and cannot be replayed")
+
+// selectForReplay reports whether a replay of ids (none: all) takes dl. An
+// unreadable dead letter is passed over, and refused when named.
+func selectForReplay(dl DeadLetter, ids []string) (bool, error) {
+	named := slices.Contains(ids, dl.ID) || slices.Contains(ids, dl.Delivery.AlertID)
+	switch {
+	case len(ids) > 0 && !named:
+		return false, nil
+	case dl.Unreadable && named:
+		return false, fmt.Errorf("%w: %s", ErrUnreadable, dl.ID)
+	}
+	return !dl.Unreadable, nil
+}
 
 // NewID returns a new alert ID: 32 hex digits, roughly time-ordered so IDs
 // of alerts accepted later sort later.

@@ -519,14 +519,11 @@ func (r *Redis) Replay(ctx context.Context, ids []string, robot string) ([]DeadL
 	var replayed []DeadLetter
 	now := time.Now()
 	for _, dl := range all {
-		named := slices.Contains(ids, dl.ID) || slices.Contains(ids, dl.Delivery.AlertID)
-		if len(ids) > 0 && !named {
-			continue
+		selected, err := selectForReplay(dl, ids)
+		if err != nil {
+			return replayed, err
 		}
-		if dl.Unreadable {
-			if named {
-				return replayed, fmt.Errorf("%w: %s", ErrUnreadable, dl.ID)
-			}
+		if !selected {
 			continue
 		}
 		if robot != "" {
