@@ -95,16 +95,16 @@ type recordReader struct {
 
 func (r *recordReader) uvarint() uint64 {
 	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail()
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
+	return advance(r, v, n)
 }
 
 func (r *recordReader) varint() int64 {
 	v, n := binary.Varint(r.b)
+	return advance(r, v, n)
+}
+
+// advance consumes the n bytes v was read from; n <= 0 is binary's error.
+func advance[T uint64 | int64](r *recordReader, v T, n int) T {
 	if n <= 0 {
 		r.fail()
 		return 0
