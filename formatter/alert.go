@@ -6,6 +6,7 @@
 package formatter
 
 import (
+	"slices"
 	"strings"
 	"time"
 )
@@ -48,9 +49,49 @@ type Alert struct {
 	EventID string    `json:"event_id,omitempty"`
 	// Assignee is set for issue.assigned.
 	Assignee string `json:"assignee,omitempty"`
+	// RuleID is the opaque id of the rule, workflow or alert that fired
+	// (Sentry's ids may exceed 32 bits, or be synthetic): what dedupe keys
+	// use, never the rule's name.
+	RuleID string `json:"rule_id,omitempty"`
+	// Kind says what an issue-platform alert is about: KindUptime,
+	// KindCron, or the occurrence's type id for other issue types; "" for
+	// errors.
+	Kind string `json:"kind,omitempty"`
+	// Subtitle is an issue-platform occurrence's subtitle.
+	Subtitle string `json:"subtitle,omitempty"`
+	// Evidence are an occurrence's evidence lines, important ones first.
+	Evidence []Evidence `json:"evidence,omitempty"`
+	// Activity is the status change or Seer step of an activity alert
+	// (status_regression, seer_root_cause_completed...).
+	Activity string `json:"activity,omitempty"`
+	// Actor is who made the change an activity alert reports.
+	Actor string `json:"actor,omitempty"`
+	// Commit is the commit an issue was resolved in.
+	Commit string `json:"commit,omitempty"`
+	// PullRequests are the pull requests an activity alert names.
+	PullRequests []Ref `json:"pull_requests,omitempty"`
 	// Settings are the alert-rule-action settings saved with the Sentry rule
 	// that fired (route, mentions), keyed by field name.
 	Settings map[string]string `json:"settings,omitempty"`
+}
+
+// Kinds of issue-platform alerts.
+const (
+	KindUptime = "uptime"
+	KindCron   = "cron"
+)
+
+// Evidence is one line of an issue-platform occurrence's evidence.
+type Evidence struct {
+	Name      string `json:"name"`
+	Value     string `json:"value"`
+	Important bool   `json:"important,omitempty"`
+}
+
+// Ref is a titled link, such as a pull request.
+type Ref struct {
+	Title string `json:"title"`
+	URL   string `json:"url"`
 }
 
 // Tag is one Sentry event tag.
@@ -82,14 +123,7 @@ func (m Mentions) Union(o Mentions) Mentions {
 
 func appendNew(dst, src []string) []string {
 	for _, s := range src {
-		found := false
-		for _, d := range dst {
-			if d == s {
-				found = true
-				break
-			}
-		}
-		if !found {
+		if !slices.Contains(dst, s) {
 			dst = append(dst, s)
 		}
 	}
@@ -125,7 +159,13 @@ func (a Alert) Tag(key string) string {
 
 // Resolved reports whether the alert announces that a problem went away.
 func (a Alert) Resolved() bool {
-	return a.Action == "resolved"
+	return a.Action == "resolved" || strings.HasPrefix(a.Activity, "status_resolved")
+}
+
+// Worsened reports whether the alert announces that a problem came back or
+// grew: such cards are red whatever the issue's level.
+func (a Alert) Worsened() bool {
+	return a.Activity == "status_regression" || a.Activity == "status_escalating"
 }
 
 // NormalizeLevel lowercases a Sentry level and maps aliases to the five

@@ -3,6 +3,7 @@ package formatter
 import (
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -46,17 +47,31 @@ func escape(s string, block bool) string {
 	b.Grow(len(s) + len(s)/8)
 	lineStart := true
 	var prev rune
+	// mark breaks the sequence r begins unless the text already has its
+	// break (escaping is idempotent: a template may escape escaped text).
+	mark := func(rest string) {
+		if !strings.HasPrefix(rest, zwsp) {
+			b.WriteString(zwsp)
+		}
+	}
 	for i, r := range s {
+		width := utf8.RuneLen(r)
 		if r == '\r' && block {
 			continue
 		}
 		if r == '\n' && block {
-			b.WriteString("  \n")
+			if !strings.HasSuffix(b.String(), "  ") {
+				b.WriteString("  ")
+			}
+			b.WriteString("\n")
 			lineStart, prev = true, r
 			continue
 		}
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+		switch {
+		case unicode.IsControl(r) || r == '\u2028' || r == '\u2029':
 			r = ' '
+		case isBidiControl(r):
+			r = '\uFFFD'
 		}
 		if lineStart {
 			if r == ' ' && block {
@@ -68,13 +83,13 @@ func escape(s string, block bool) string {
 			}
 			lineStart = false
 		}
-		rest := s[i+utf8.RuneLen(r):]
+		rest := s[i+width:]
 		switch r {
 		case '<', '&', '@', '\\':
 			// HTML tags and autolinks, entities, mentions, and backslash
 			// escapes that could swallow the card's own syntax.
 			b.WriteRune(r)
-			b.WriteString(zwsp)
+			mark(rest)
 		case ']':
 			b.WriteRune(r)
 			if strings.HasPrefix(rest, "(") || strings.HasPrefix(rest, "[") || strings.HasPrefix(rest, ":") {
@@ -102,6 +117,15 @@ func escape(s string, block bool) string {
 		prev = r
 	}
 	return b.String()
+}
+
+// isBidiControl reports whether r is an explicit bidi embedding, override or
+// isolate (U+202A–U+202E, U+2066–U+2069): in payload text it could reorder
+// what a card shows around it, so escaping replaces it with U+FFFD, which
+// also shows the reader that something was there. The implicit marks (LRM,
+// RLM, ALM) reorder nothing beyond their neighbours and are kept.
+func isBidiControl(r rune) bool {
+	return r >= '\u202a' && r <= '\u202e' || r >= '\u2066' && r <= '\u2069'
 }
 
 // startsBlock reports whether s, at the start of a line, would begin a
@@ -144,12 +168,32 @@ func link(text, u string) string {
 	return t
 }
 
-var mobileRE = regexp.MustCompile(`^\+?[0-9][0-9-]{4,19}$`)
+var (
+	mobileRE = regexp.MustCompile(`^(\+[0-9]{1,4}-)?[0-9]{5,20}$`)
+	userIDRE = regexp.MustCompile(`^[A-Za-z0-9_.$-]{1,64}$`)
+	colorRE  = regexp.MustCompile(`^#[0-9A-Fa-f]{6}$`)
+)
 
-// ValidMobile reports whether s looks like a mobile number DingTalk can
-// @-mention: digits, optionally with a +country- prefix (+1-2025550123).
+// MobileRule says which mobile numbers DingTalk can @-mention.
+const MobileRule = "digits only (13800000000), or +country code, a hyphen and the digits (+86-13800000000); no other hyphens or spaces, or DingTalk will not ping"
+
+// ValidMobile reports whether s is a mobile number DingTalk can @-mention
+// (see MobileRule).
 func ValidMobile(s string) bool {
 	return mobileRE.MatchString(s)
+}
+
+// ValidUserID reports whether s can be a DingTalk user id in a mention.
+func ValidUserID(s string) bool {
+	return userIDRE.MatchString(s)
+}
+
+func validMobiles(ms []string) []string {
+	return slices.DeleteFunc(slices.Clone(ms), func(s string) bool { return !ValidMobile(s) })
+}
+
+func validUserIDs(ids []string) []string {
+	return slices.DeleteFunc(slices.Clone(ids), func(s string) bool { return !ValidUserID(s) })
 }
 
 // Shorten cuts s to at most n runes, marking the cut with an ellipsis.

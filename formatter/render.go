@@ -1,7 +1,6 @@
 package formatter
 
 import (
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,10 +22,14 @@ type Renderer struct {
 	Template *Template
 }
 
-// Item is one alert waiting for a robot, with the mentions its route chose.
+// Item is one alert waiting for a receiver, with the mentions its route
+// chose.
 type Item struct {
 	Alert    Alert
 	Mentions Mentions
+	// Type overrides the receiver's message type for this alert ("" keeps
+	// it): a route's msgtype.
+	Type string
 }
 
 // Limits on what a single card shows, so one field cannot crowd out the rest.
@@ -38,12 +41,7 @@ const (
 	lineRunes    = 90
 )
 
-func (r *Renderer) labels() *labels {
-	if l, ok := labelSets[r.Language]; ok {
-		return l
-	}
-	return labelSets[LangZH]
-}
+func (r *Renderer) labels() *Labels { return LabelsFor(r.Language) }
 
 func (r *Renderer) zone() *time.Location {
 	if r.Zone != nil {
@@ -54,20 +52,17 @@ func (r *Renderer) zone() *time.Location {
 
 // FormatTime shows t in the renderer's zone.
 func (r *Renderer) FormatTime(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.In(r.zone()).Format("2006-01-02 15:04:05 MST")
+	return FormatTime(t, r.Zone)
 }
 
 // Card renders one alert as a full card.
 func (r *Renderer) Card(a Alert, m Mentions) (Message, error) {
 	if r.Template != nil {
-		title, text, err := r.Template.Execute(r, a, m)
+		title, body, err := r.Template.Execute(r.Language, a, m)
 		if err != nil {
 			return Message{}, err
 		}
-		return r.finish(title, text, a.Link, m), nil
+		return r.finish(title, templated(body), a.Link, m), nil
 	}
 	return r.finish(r.cardTitle(a), r.cardText(a), a.Link, m), nil
 }
@@ -76,16 +71,17 @@ func (r *Renderer) Card(a Alert, m Mentions) (Message, error) {
 // DingTalk's content checks could object to; it is sent once after DingTalk
 // refused the full card.
 func (r *Renderer) Minimal(a Alert, m Mentions) Message {
+	s := Summarize(a, r.Language, r.Zone)
 	l := r.labels()
-	level, st := styleOf(a)
-	var b strings.Builder
-	fmt.Fprintf(&b, "#### %s %s %s\n\n", st.Emoji, strings.ToUpper(level), Escape(l.actionLabel(a)))
-	b.WriteString(Escape(Shorten(a.Title, heading)))
-	b.WriteString("\n\n")
-	field(&b, l.Project, a.DisplayProject())
-	field(&b, l.Environment, a.Environment)
-	field(&b, l.Time, r.FormatTime(a.Time))
-	msg := r.finish(r.cardTitle(a), b.String(), "", m)
+	var c card
+	c.put("#### ", text(s.Style.Emoji+" "+strings.ToUpper(s.Level)), " ", text(s.Heading), "\n\n")
+	c.put(text(Shorten(s.Title, heading)), "\n\n")
+	for _, f := range []Fact{{l.Project, a.DisplayProject()}, {l.Environment, a.Environment}, {l.Time, r.FormatTime(a.Time)}} {
+		if strings.TrimSpace(f.Value) != "" {
+			c.fact(f)
+		}
+	}
+	msg := r.finish(r.cardTitle(a), c.markup(), "", m)
 	if msg.ActionCard != nil {
 		// An action card without a target URL is rejected; fall back.
 		msg = r.asMarkdown(msg, m)
@@ -93,57 +89,56 @@ func (r *Renderer) Minimal(a Alert, m Mentions) Message {
 	return msg
 }
 
+// cardTitle is the message title DingTalk shows in the chat list and the
+// notification: plain text, not markdown.
 func (r *Renderer) cardTitle(a Alert) string {
-	title := Shorten(oneLine(a.Title), 64)
+	title := Shorten(PlainLine(a.Title), 64)
 	if p := a.DisplayProject(); p != "" {
-		title = "[" + oneLine(p) + "] " + title
+		title = "[" + PlainLine(p) + "] " + title
 	}
 	return title
 }
 
-func (r *Renderer) cardText(a Alert) string {
-	l := r.labels()
-	level, st := styleOf(a)
-	var b strings.Builder
-	fmt.Fprintf(&b, "#### <font color=%s>%s %s</font> %s\n\n", st.Color, st.Emoji, strings.ToUpper(level), Escape(l.actionLabel(a)))
-	title := a.Title
-	if title == "" {
-		title = "(no title)"
+func (r *Renderer) cardText(a Alert) markup {
+	s := Summarize(a, r.Language, r.Zone)
+	var c card
+	c.put("#### <font color=", markup(colorCode(s.Style.Color)), ">", text(s.Style.Emoji+" "+strings.ToUpper(s.Level)), "</font> ", text(s.Heading), "\n\n")
+	c.put("**", linked(Shorten(s.Title, titleRunes), s.Link), "**\n\n")
+	if s.Subtitle != "" {
+		c.put(text(Shorten(s.Subtitle, fieldRunes)), "\n\n")
 	}
-	b.WriteString("**" + link(Shorten(title, titleRunes), a.Link) + "**\n\n")
-	field(&b, l.Project, a.DisplayProject())
-	field(&b, l.Environment, a.Environment)
-	field(&b, l.Level, NormalizeLevel(a.Level))
-	field(&b, l.Location, a.Location)
-	field(&b, l.Release, a.Release)
-	field(&b, l.Rule, a.Rule)
-	field(&b, l.Assignee, a.Assignee)
-	if a.Events > 0 {
-		field(&b, l.Events, strconv.FormatInt(a.Events, 10))
+	for _, f := range s.Facts {
+		c.fact(f)
 	}
-	if a.Users > 0 {
-		field(&b, l.Users, strconv.FormatInt(a.Users, 10))
+	if len(s.Refs) > 0 {
+		refs := make([]markup, len(s.Refs))
+		for i, ref := range s.Refs {
+			refs[i] = linked(Shorten(ref.Title, lineRunes), ref.URL)
+		}
+		c.put("- **", text(r.labels().PullRequests), ":** ", joinMarkup(refs, " · "), "\n")
 	}
-	field(&b, l.Time, r.FormatTime(a.Time))
-	if msg := strings.TrimSpace(a.Message); msg != "" && msg != strings.TrimSpace(a.Title) {
-		b.WriteString("\n> " + strings.ReplaceAll(EscapeBlock(Shorten(msg, messageRunes)), "\n", "\n> ") + "\n")
+	if s.Quote != "" {
+		c.put("\n> ", markup(strings.ReplaceAll(string(block(Shorten(s.Quote, messageRunes))), "\n", "\n> ")), "\n")
 	}
-	return b.String()
+	if len(s.Extra) > 0 {
+		c.put("\n")
+		for _, f := range s.Extra {
+			c.fact(f)
+		}
+	}
+	return c.markup()
 }
 
-// field writes "- **label:** value" when value is not empty.
-func field(b *strings.Builder, label, value string) {
-	value = strings.TrimSpace(value)
-	if value == "" {
-		return
-	}
-	b.WriteString("- **" + label + ":** " + Escape(Shorten(value, fieldRunes)) + "\n")
-}
-
-func oneLine(s string) string {
+// PlainLine makes payload text one line of plain text, as a message title
+// is: control characters become spaces and bidi controls, which could
+// reorder what is shown around them, become U+FFFD.
+func PlainLine(s string) string {
 	return strings.Join(strings.Fields(strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
+		switch {
+		case r < 0x20 || r == 0x7f:
 			return ' '
+		case isBidiControl(r):
+			return '\uFFFD'
 		}
 		return r
 	}, s)), " ")
@@ -151,20 +146,21 @@ func oneLine(s string) string {
 
 // finish adds the keyword and the mentions, fits the text into DingTalk's
 // size limit and builds the message of the renderer's type.
-func (r *Renderer) finish(title, text, link string, m Mentions) Message {
-	msg, _ := r.finishCut(title, text, link, m)
+func (r *Renderer) finish(title string, body markup, link string, m Mentions) Message {
+	msg, _ := r.finishCut(title, body, link, m)
 	return msg
 }
 
 // finishCut is finish that also reports whether the text had to be cut.
-func (r *Renderer) finishCut(title, text, link string, m Mentions) (msg Message, cut bool) {
-	title = r.keyworded(oneLine(title))
-	text = strings.TrimRight(text, "\n")
-	if r.Keyword != "" && !strings.Contains(text, r.Keyword) {
-		text = "【" + Escape(r.Keyword) + "】\n\n" + text
+func (r *Renderer) finishCut(title string, body markup, link string, m Mentions) (msg Message, cut bool) {
+	title = r.keyworded(PlainLine(title))
+	body = markup(strings.TrimRight(string(body), "\n"))
+	if r.Keyword != "" && !strings.Contains(string(body), r.Keyword) {
+		body = "【" + text(r.Keyword) + "】\n\n" + body
 	}
-	actionCard := r.Type == TypeActionCard && SafeURL(link) != ""
-	tail := ""
+	target := href(link)
+	actionCard := r.Type == TypeActionCard && target != ""
+	var tail markup
 	if !actionCard {
 		tail = mentionText(m)
 	}
@@ -172,76 +168,88 @@ func (r *Renderer) finishCut(title, text, link string, m Mentions) (msg Message,
 	if actionCard {
 		msg = Message{MsgType: TypeActionCard, ActionCard: &ActionCard{
 			Title: title, BtnOrientation: "0",
-			SingleTitle: r.labels().ViewInSentry, SingleURL: SafeURL(link),
+			SingleTitle: r.labels().ViewInSentry, SingleURL: string(target),
 		}}
 	} else if !m.Empty() {
-		msg.At = &At{AtMobiles: m.Mobiles, AtUserIDs: m.UserIDs, IsAtAll: m.All}
+		msg.At = &At{AtMobiles: validMobiles(m.Mobiles), AtUserIDs: validUserIDs(m.UserIDs), IsAtAll: m.All}
 	}
-	budget := TargetBodyBytes - uuidReserve - len(msg.JSON()) - jsonLen(tail)
-	if jsonLen(text) > budget {
-		text = fitJSON(text, budget-jsonLen("\n\n…")) + "\n\n…"
+	budget := TargetBodyBytes - uuidReserve - len(msg.JSON()) - jsonLen(string(tail))
+	if jsonLen(string(body)) > budget {
+		body = fitJSON(body, budget-jsonLen("\n\n…")) + "\n\n…"
 		cut = true
 	}
 	if actionCard {
-		msg.ActionCard.Text = text + tail
+		msg.ActionCard.Text = string(body + tail)
 	} else {
-		msg.Markdown.Text = text + tail
+		msg.Markdown.Text = string(body + tail)
 	}
 	return msg, cut
 }
 
 func (r *Renderer) asMarkdown(msg Message, m Mentions) Message {
-	out := Message{MsgType: TypeMarkdown, Markdown: &Markdown{Title: msg.Title(), Text: msg.Text() + mentionText(m)}}
+	out := Message{MsgType: TypeMarkdown, Markdown: &Markdown{Title: msg.Title(), Text: msg.Text() + string(mentionText(m))}}
 	if !m.Empty() {
-		out.At = &At{AtMobiles: m.Mobiles, AtUserIDs: m.UserIDs, IsAtAll: m.All}
+		out.At = &At{AtMobiles: validMobiles(m.Mobiles), AtUserIDs: validUserIDs(m.UserIDs), IsAtAll: m.All}
 	}
 	return out
 }
 
 // fitJSON cuts markdown text until its JSON-encoded form fits in budget bytes.
-func fitJSON(text string, budget int) string {
-	for jsonLen(text) > budget && text != "" {
-		over := jsonLen(text) - budget
-		text = CutBytes(text, max(len(text)-over, 0))
+func fitJSON(body markup, budget int) markup {
+	s := string(body)
+	for jsonLen(s) > budget && s != "" {
+		over := jsonLen(s) - budget
+		s = CutBytes(s, max(len(s)-over, 0))
 	}
-	return text
+	return markup(s)
 }
 
 func (r *Renderer) keyworded(title string) string {
 	if r.Keyword == "" || strings.Contains(title, r.Keyword) {
 		return title
 	}
-	return "【" + oneLine(r.Keyword) + "】" + title
+	return "【" + PlainLine(r.Keyword) + "】" + title
 }
 
 // mentionText is the "@mobile" tail DingTalk needs in the text, next to the
-// at field, before it notifies anyone.
-func mentionText(m Mentions) string {
-	if m.Empty() {
-		return ""
-	}
+// at field, before it notifies anyone. Only well-formed mobiles and user
+// ids are written: a mention is the one piece of a card that must stay
+// active, so nothing else may pass for one.
+func mentionText(m Mentions) markup {
 	var parts []string
-	for _, s := range m.Mobiles {
+	for _, s := range validMobiles(m.Mobiles) {
 		parts = append(parts, "@"+s)
 	}
-	for _, s := range m.UserIDs {
+	for _, s := range validUserIDs(m.UserIDs) {
 		parts = append(parts, "@"+s)
 	}
 	if m.All && len(parts) == 0 {
 		parts = append(parts, "@all")
 	}
-	return "\n\n" + strings.Join(parts, " ")
+	if len(parts) == 0 {
+		return ""
+	}
+	return markup("\n\n" + strings.Join(parts, " "))
 }
 
-// Test renders the message `sentry-dingtalk-relay test` sends.
-func (r *Renderer) Test(now time.Time, robot string) Message {
-	l := r.labels()
-	text := fmt.Sprintf("#### %s %s\n\n%s\n\n- **%s:** %s\n", levelStyles["info"].Emoji, l.TestTitle, l.TestText, l.Time, r.FormatTime(now))
-	if robot != "" {
-		text += "- **robot:** " + Escape(robot) + "\n"
+// colorCode is a #RRGGBB colour of the card's own table.
+func colorCode(c string) string {
+	if !colorRE.MatchString(c) {
+		return "#E03E2F"
 	}
-	msg := r.finish("sentry-dingtalk-relay: "+l.TestTitle, text, "", Mentions{})
-	return msg
+	return c
+}
+
+// TestCard renders the message `sentry-dingtalk-relay test` sends.
+func (r *Renderer) TestCard(now time.Time, robot string) Message {
+	l := r.labels()
+	var c card
+	c.put("#### ", text(levelStyles["info"].Emoji+" "+l.TestTitle), "\n\n", text(l.TestText), "\n\n")
+	c.fact(Fact{l.Time, r.FormatTime(now)})
+	if robot != "" {
+		c.fact(Fact{"robot", robot})
+	}
+	return r.finish("sentry-dingtalk-relay: "+l.TestTitle, c.markup(), "", Mentions{})
 }
 
 // digestGroup is the alerts of one issue inside a digest.
@@ -263,13 +271,13 @@ type digestGroup struct {
 // the content).
 func (r *Renderer) Digest(items []Item, plain bool) (msg Message, covered []int) {
 	groups := groupItems(items)
-	lines := make([]string, len(groups))
-	prefix := len(fmt.Sprintf("%d. \n", len(groups)))
+	lines := make([]markup, len(groups))
+	prefix := len(strconv.Itoa(len(groups))) + len(". \n")
 	budget := TargetBodyBytes - uuidReserve - 1024 // title, header, mentions: checked below
 	n, used := 0, 0
 	for i, g := range groups {
 		lines[i] = r.digestLine(g, plain)
-		cost := prefix + jsonLen(lines[i])
+		cost := prefix + jsonLen(string(lines[i]))
 		if used+cost > budget && n > 0 {
 			break
 		}
@@ -286,7 +294,7 @@ func (r *Renderer) Digest(items []Item, plain bool) (msg Message, covered []int)
 }
 
 // digest renders the chosen groups and reports whether it had to be cut.
-func (r *Renderer) digest(items []Item, groups []*digestGroup, lines []string) (Message, []int, bool) {
+func (r *Renderer) digest(items []Item, groups []*digestGroup, lines []markup) (Message, []int, bool) {
 	l := r.labels()
 	var m Mentions
 	var covered []int
@@ -303,7 +311,7 @@ func (r *Renderer) digest(items []Item, groups []*digestGroup, lines []string) (
 	worst := "resolved"
 	for _, i := range covered {
 		a := items[i].Alert
-		lv, _ := styleOf(a)
+		lv, _ := StyleOf(a)
 		levels[lv]++
 		projects[a.DisplayProject()]++
 		if severity(lv) > severity(worst) {
@@ -316,35 +324,34 @@ func (r *Renderer) digest(items []Item, groups []*digestGroup, lines []string) (
 			last = a.Time
 		}
 	}
-	// Lines newest first.
 	order := make([]int, len(groups))
 	for i := range order {
 		order[i] = i
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return groups[b].newest.Compare(groups[a].newest) })
 
-	var b strings.Builder
-	st := levelStyles[worst]
-	fmt.Fprintf(&b, "#### <font color=%s>%s</font> %s\n\n", st.Color, st.Emoji, l.DigestTitle(len(covered), len(groups)))
-	b.WriteString("- **" + l.Levels + ":** " + countsLine(levels, levelOrder(), true) + "\n")
-	b.WriteString("- **" + l.Projects + ":** " + countsLine(projects, nil, false) + "\n")
+	var c card
+	st := levelStyleOf(worst)
+	c.put("#### <font color=", markup(colorCode(st.Color)), ">", text(st.Emoji), "</font> ", text(l.DigestTitle(len(covered), len(groups))), "\n\n")
+	c.put("- **", text(l.Levels), ":** ", countsLine(levels, levelOrder(), true), "\n")
+	c.put("- **", text(l.Projects), ":** ", countsLine(projects, nil, false), "\n")
 	if !first.IsZero() {
-		b.WriteString("- **" + l.Time + ":** " + r.FormatTime(first))
+		c.put("- **", text(l.Time), ":** ", text(r.FormatTime(first)))
 		if last.Sub(first) >= time.Second {
 			layout := "15:04:05"
 			if y1, m1, d1 := first.In(r.zone()).Date(); !last.In(r.zone()).Before(time.Date(y1, m1, d1+1, 0, 0, 0, 0, r.zone())) {
 				layout = "2006-01-02 15:04:05"
 			}
-			b.WriteString(" – " + last.In(r.zone()).Format(layout))
+			c.put(" – ", text(last.In(r.zone()).Format(layout)))
 		}
-		b.WriteString("\n")
+		c.put("\n")
 	}
-	b.WriteString("\n")
+	c.put("\n")
 	for i, gi := range order {
-		fmt.Fprintf(&b, "%d. %s\n", i+1, lines[gi])
+		c.put(text(strconv.Itoa(i+1)), ". ", lines[gi], "\n")
 	}
 	if rest := len(items) - len(covered); rest > 0 {
-		b.WriteString("\n" + l.MoreFollow(rest) + "\n")
+		c.put("\n", text(l.MoreFollow(rest)), "\n")
 	}
 	title := l.DigestTitle(len(covered), len(groups))
 	if len(projects) == 1 {
@@ -354,38 +361,38 @@ func (r *Renderer) digest(items []Item, groups []*digestGroup, lines []string) (
 			}
 		}
 	}
-	r2 := *r
-	r2.Type = TypeMarkdown // a digest has many links, not one button target
-	msg, cut := r2.finishCut(title, b.String(), "", m)
+	markdown := *r
+	markdown.Type = TypeMarkdown // a digest has many links, not one button target
+	msg, cut := markdown.finishCut(title, c.markup(), "", m)
 	return msg, covered, cut
 }
 
 // digestLine is one issue of a digest. The "×N" count is part of the
 // contract: it tells how many alerts of that issue the line stands for.
-func (r *Renderer) digestLine(g *digestGroup, plain bool) string {
+func (r *Renderer) digestLine(g *digestGroup, plain bool) markup {
 	a := g.first
-	_, st := styleOf(a)
-	title := Shorten(oneLine(a.Title), lineRunes)
+	_, st := StyleOf(a)
+	title := Shorten(PlainLine(a.Title), lineRunes)
 	if title == "" {
 		title = "(no title)"
 	}
-	var b strings.Builder
-	b.WriteString(st.Emoji + " ")
+	var c card
+	c.put(text(st.Emoji), " ")
 	if plain {
-		b.WriteString(Escape(title))
+		c.put(text(title))
 	} else {
-		b.WriteString(link(title, a.Link))
+		c.put(linked(title, a.Link))
 	}
-	fmt.Fprintf(&b, " ×%d", g.count)
+	c.put(" ×", text(strconv.Itoa(g.count)))
 	for _, s := range []string{a.DisplayProject(), a.Environment} {
 		if s != "" {
-			b.WriteString(" · " + Escape(Shorten(s, 40)))
+			c.put(" · ", text(Shorten(s, 40)))
 		}
 	}
 	if !g.newest.IsZero() {
-		b.WriteString(" · " + g.newest.In(r.zone()).Format("15:04:05"))
+		c.put(" · ", text(g.newest.In(r.zone()).Format("15:04:05")))
 	}
-	return b.String()
+	return c.markup()
 }
 
 // groupItems collapses items of the same issue, ordered by the oldest item
@@ -432,7 +439,7 @@ func severity(level string) int {
 }
 
 // countsLine renders "a 3 · b 2", in the given order or by count.
-func countsLine(counts map[string]int, order []string, emoji bool) string {
+func countsLine(counts map[string]int, order []string, emoji bool) markup {
 	keys := order
 	if keys == nil {
 		for k := range counts {
@@ -445,7 +452,7 @@ func countsLine(counts map[string]int, order []string, emoji bool) string {
 			return strings.Compare(a, b)
 		})
 	}
-	var parts []string
+	var parts []markup
 	for _, k := range keys {
 		n, ok := counts[k]
 		if !ok {
@@ -455,15 +462,15 @@ func countsLine(counts map[string]int, order []string, emoji bool) string {
 		if name == "" {
 			name = "-"
 		}
-		name = Escape(Shorten(name, 40))
+		name = Shorten(name, 40)
 		if emoji {
-			name = levelStyles[k].Emoji + " " + name
+			name = levelStyleOf(k).Emoji + " " + name
 		}
-		parts = append(parts, fmt.Sprintf("%s %d", name, n))
+		parts = append(parts, text(name+" "+strconv.Itoa(n)))
 		if len(parts) == 8 && len(keys) > 8 {
-			parts = append(parts, fmt.Sprintf("… +%d", len(keys)-8))
+			parts = append(parts, text("… +"+strconv.Itoa(len(keys)-8)))
 			break
 		}
 	}
-	return strings.Join(parts, " · ")
+	return joinMarkup(parts, " · ")
 }

@@ -150,7 +150,7 @@ func TestCardFitsDingTalkLimit(t *testing.T) {
 func TestTemplateCardFitsDingTalkLimit(t *testing.T) {
 	r := &Renderer{Keyword: "Sentry"}
 	tpl, err := ParseTemplate("big.tmpl", `{{define "title"}}{{.Alert.Title}}{{end}}{{define "text"}}{{range $i, $_ := .Alert.Tags}}{{link $.Alert.Title $.Alert.Link}} 中文中文中文
-{{end}}{{end}}`, r)
+{{end}}{{end}}`, r.Zone)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +326,7 @@ func TestMessageJSON(t *testing.T) {
 
 func TestTestMessage(t *testing.T) {
 	r := &Renderer{Keyword: "告警", Language: LangEN}
-	msg := r.Test(time.Unix(0, 0), "robot-1")
+	msg := r.TestCard(time.Unix(0, 0), "robot-1")
 	if !strings.Contains(msg.Title(), "告警") || !strings.Contains(msg.Text(), "告警") || !strings.Contains(msg.Text(), "robot-1") {
 		t.Errorf("test message %+v", msg.Markdown)
 	}

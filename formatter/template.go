@@ -3,6 +3,7 @@ package formatter
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 	"text/template"
 	"time"
@@ -19,12 +20,19 @@ import (
 type Template struct {
 	name string
 	tmpl *template.Template
+	zone *time.Location
 }
 
 // TemplateData is what a card template sees as ".".
 type TemplateData struct {
-	// Alert is the normalized alert (see Alert for every field).
+	// Alert is the normalized alert (see Alert for every field) with its
+	// text already escaped for the card (Message keeps its line breaks,
+	// Link and pull-request URLs are safe link targets), so a template
+	// that places a field without escape cannot break the card.
 	Alert Alert
+	// Raw is the alert as Sentry sent it: never place its text in a card
+	// without escape.
+	Raw Alert
 	// Mentions are the people this card @-mentions.
 	Mentions Mentions
 	// Level is the normalized level ("resolved" for resolutions).
@@ -39,11 +47,11 @@ type TemplateData struct {
 
 // ParseTemplate parses a card template and tries it on sample alerts of
 // every webhook family, so a broken template fails at start-up with its
-// line number rather than when an alert is sent. Times are shown in r's
-// zone; every renderer sharing the template must use the same zone.
-func ParseTemplate(name, src string, r *Renderer) (*Template, error) {
+// line number rather than when an alert is sent. Times are shown in zone
+// (nil: UTC).
+func ParseTemplate(name, src string, zone *time.Location) (*Template, error) {
 	t := template.New(name).Option("missingkey=error")
-	t.Funcs(templateFuncs(r))
+	t.Funcs(templateFuncs(zone))
 	if _, err := t.Parse(src); err != nil {
 		return nil, fmt.Errorf("parse template: %w", err)
 	}
@@ -52,21 +60,22 @@ func ParseTemplate(name, src string, r *Renderer) (*Template, error) {
 			return nil, fmt.Errorf("template %s: no {{define %q}} block", name, part)
 		}
 	}
-	tpl := &Template{name: name, tmpl: t}
+	tpl := &Template{name: name, tmpl: t, zone: zone}
 	for _, a := range sampleAlerts() {
-		if _, _, err := tpl.Execute(r, a, Mentions{Mobiles: []string{"13800000000"}}); err != nil {
+		if _, _, err := tpl.Execute(LangZH, a, Mentions{Mobiles: []string{"13800000000"}}); err != nil {
 			return nil, err
 		}
 	}
 	return tpl, nil
 }
 
-// Execute renders the title and the text of one alert.
-func (t *Template) Execute(r *Renderer, a Alert, m Mentions) (title, text string, err error) {
-	level, st := styleOf(a)
+// Execute renders the title and the text of one alert, with the labels
+// of lang.
+func (t *Template) Execute(lang string, a Alert, m Mentions) (title, text string, err error) {
+	level, st := StyleOf(a)
 	data := TemplateData{
-		Alert: a, Mentions: m, Level: level, Emoji: st.Emoji, Color: st.Color,
-		Action: r.labels().actionLabel(a), Time: r.FormatTime(a.Time),
+		Alert: templateView(a), Raw: a, Mentions: m, Level: level, Emoji: st.Emoji, Color: st.Color,
+		Action: Escape(LabelsFor(lang).Heading(a)), Time: FormatTime(a.Time, t.zone),
 	}
 	var tb, xb bytes.Buffer
 	if err := t.tmpl.ExecuteTemplate(&tb, "title", data); err != nil {
@@ -78,7 +87,7 @@ func (t *Template) Execute(r *Renderer, a Alert, m Mentions) (title, text string
 	return tb.String(), xb.String(), nil
 }
 
-func templateFuncs(r *Renderer) template.FuncMap {
+func templateFuncs(zone *time.Location) template.FuncMap {
 	return template.FuncMap{
 		// escape makes user text safe inline; escapeBlock keeps line breaks.
 		"escape":      Escape,
@@ -88,7 +97,7 @@ func templateFuncs(r *Renderer) template.FuncMap {
 		// truncate shortens to n runes with an ellipsis.
 		"truncate": func(n int, s string) string { return Shorten(s, n) },
 		// time formats a time in RELAY_TIMEZONE; timeIn in another zone.
-		"time": r.FormatTime,
+		"time": func(t time.Time) string { return FormatTime(t, zone) },
 		"timeIn": func(zone string, t time.Time) (string, error) {
 			loc, err := time.LoadLocation(zone)
 			if err != nil {
@@ -104,8 +113,8 @@ func templateFuncs(r *Renderer) template.FuncMap {
 	}
 }
 
-func levelStyleOf(level string) levelStyle {
-	_, st := styleOf(Alert{Level: level})
+func levelStyleOf(level string) LevelStyle {
+	_, st := StyleOf(Alert{Level: level})
 	return st
 }
 
@@ -127,4 +136,37 @@ func sampleAlerts() []Alert {
 		{Resource: "metric_alert", Action: "critical", Title: "Critical: rule", Level: "critical"},
 		{Resource: "legacy", Action: "triggered"},
 	}
+}
+
+// templateView is a with every text field escaped the way the built-in
+// card escapes it; escaping is idempotent, so templates that escape
+// explicitly get the same text.
+func templateView(a Alert) Alert {
+	for _, f := range []*string{&a.Resource, &a.Action, &a.Title, &a.Project, &a.ProjectName, &a.Org,
+		&a.Environment, &a.Level, &a.Location, &a.Release, &a.Rule, &a.IssueID, &a.ShortID, &a.EventID,
+		&a.Assignee, &a.RuleID, &a.Kind, &a.Subtitle, &a.Activity, &a.Actor, &a.Commit} {
+		*f = Escape(*f)
+	}
+	a.Message = EscapeBlock(a.Message)
+	a.Link = SafeURL(a.Link)
+	a.Tags = slices.Clone(a.Tags)
+	for i := range a.Tags {
+		a.Tags[i] = Tag{Key: Escape(a.Tags[i].Key), Value: Escape(a.Tags[i].Value)}
+	}
+	if a.Settings != nil {
+		settings := make(map[string]string, len(a.Settings))
+		for k, v := range a.Settings {
+			settings[Escape(k)] = Escape(v)
+		}
+		a.Settings = settings
+	}
+	a.Evidence = slices.Clone(a.Evidence)
+	for i, e := range a.Evidence {
+		a.Evidence[i] = Evidence{Name: Escape(e.Name), Value: Escape(e.Value), Important: e.Important}
+	}
+	a.PullRequests = slices.Clone(a.PullRequests)
+	for i, pr := range a.PullRequests {
+		a.PullRequests[i] = Ref{Title: Escape(pr.Title), URL: SafeURL(pr.URL)}
+	}
+	return a
 }

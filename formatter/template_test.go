@@ -17,7 +17,7 @@ func TestTemplateRenders(t *testing.T) {
 - browser: {{tag "browser" .Alert}}
 > {{truncate 5 .Alert.Message}}
 {{end}}`
-	tpl, err := ParseTemplate("card.tmpl", src, r)
+	tpl, err := ParseTemplate("card.tmpl", src, r.Zone)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestTemplateErrorsAtStartup(t *testing.T) {
 		{"unknown function", `{{define "title"}}{{nope}}{{end}}{{define "text"}}x{{end}}`, `function "nope" not defined`},
 		{"bad zone", `{{define "title"}}x{{end}}{{define "text"}}{{timeIn "Mars/Base" .Alert.Time}}{{end}}`, "Mars/Base"},
 	} {
-		_, err := ParseTemplate("card.tmpl", c.src, r)
+		_, err := ParseTemplate("card.tmpl", c.src, r.Zone)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: err = %v, want it to mention %q", c.name, err, c.want)
 		}

@@ -112,7 +112,7 @@ func renderer(cfg *config.Config, file string) (formatter.Renderer, error) {
 	if err != nil {
 		return r, fmt.Errorf("RELAY_TEMPLATE_FILE: %w", err)
 	}
-	t, err := formatter.ParseTemplate(file, string(src), &r)
+	t, err := formatter.ParseTemplate(file, string(src), r.Zone)
 	if err != nil {
 		return r, fmt.Errorf("RELAY_TEMPLATE_FILE: %w", err)
 	}

@@ -35,7 +35,7 @@ func testRobots(ctx context.Context, args, environ []string, stdout io.Writer) e
 		if r.Keyword != "" {
 			rend.Keyword = r.Keyword
 		}
-		msg := rend.Test(time.Now(), r.Name)
+		msg := rend.TestCard(time.Now(), r.Name)
 		err := client.Send(ctx, r.Robot, msg.JSON())
 		if err == nil {
 			fmt.Fprintf(stdout, "%-12s %s  ok\n", r.Name, r.MaskedToken())

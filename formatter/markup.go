@@ -1,0 +1,52 @@
+package formatter
+
+import "strings"
+
+// markup is DingTalk card markdown: the card's own syntax, and payload text
+// that went through an escaper. Payload text is a plain string, and Go lets a
+// string become markup only by an explicit conversion (untyped constants,
+// the card's syntax, convert by themselves), so the card is assembled from
+// markup values and the conversions live in the few functions below.
+// TestMarkupIsOnlyMadeByEscapers holds the package to that.
+type markup string
+
+// text is payload text made safe inline.
+func text(s string) markup { return markup(Escape(s)) }
+
+// block is payload text made safe on several lines.
+func block(s string) markup { return markup(EscapeBlock(s)) }
+
+// linked is [text](url), or the escaped text when the URL is unusable.
+func linked(s, u string) markup { return markup(link(s, u)) }
+
+// href is a URL fit to be a link target, or "".
+func href(u string) markup { return markup(SafeURL(u)) }
+
+// templated is what a card template produced: the template placed payload
+// text only through its escaped view of the alert (see templateView).
+func templated(s string) markup { return markup(s) }
+
+// joinMarkup joins markup with a separator of the card's own syntax.
+func joinMarkup(parts []markup, sep markup) markup {
+	ss := make([]string, len(parts))
+	for i, p := range parts {
+		ss[i] = string(p)
+	}
+	return markup(strings.Join(ss, string(sep)))
+}
+
+// card builds a card's markdown text.
+type card struct{ b strings.Builder }
+
+func (c *card) put(parts ...markup) {
+	for _, p := range parts {
+		c.b.WriteString(string(p))
+	}
+}
+
+// fact writes "- **label:** value".
+func (c *card) fact(f Fact) {
+	c.put("- **", text(f.Label), ":** ", text(Shorten(f.Value, fieldRunes)), "\n")
+}
+
+func (c *card) markup() markup { return markup(c.b.String()) }
