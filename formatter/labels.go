@@ -14,9 +14,9 @@ const (
 // Labels are the fixed words of a card in one language.
 type Labels struct {
 	Project, Environment, Level, Location, Release, Rule, Events, Users, Time string
-	Issues, Alerts, Levels, Projects, Assignee, Actor, Commit, PullRequests    string
-	More                                                                        string
-	ViewInSentry                                                                string
+	Issues, Alerts, Levels, Projects, Assignee, Actor, Commit, PullRequests   string
+	More                                                                      string
+	ViewInSentry                                                              string
 	// Actions name what happened, by resource.action (or resource.activity
 	// for activity alerts).
 	Actions map[string]string
@@ -39,32 +39,32 @@ var labelSets = map[string]*Labels{
 		Levels: "级别", Projects: "项目",
 		ViewInSentry: "在 Sentry 中查看",
 		Actions: map[string]string{
-			"event_alert.triggered":                   "告警",
-			"legacy.triggered":                        "告警",
-			"error.created":                           "新错误",
-			"issue.created":                           "新问题",
-			"issue.resolved":                          "已解决",
-			"issue.assigned":                          "已分配",
-			"issue.ignored":                           "已忽略",
-			"issue.archived":                          "已归档",
-			"issue.unresolved":                        "重新打开",
-			"metric_alert.critical":                   "指标告警·严重",
-			"metric_alert.warning":                    "指标告警·警告",
-			"metric_alert.resolved":                   "指标告警·已恢复",
-			"metric_alert.open":                       "指标告警",
-			"activity_alert.status_regression":        "回归",
-			"activity_alert.status_escalating":        "问题升级",
-			"activity_alert.status_resolved":          "已解决",
-			"activity_alert.status_resolved_in_release": "已在版本中解决",
-			"activity_alert.status_resolved_in_commit":  "已在提交中解决",
-			"activity_alert.status_resolved_by_age":     "长期未发生，已自动解决",
-			"activity_alert.status_ignored":             "已忽略",
-			"activity_alert.status_unresolved":          "重新打开",
-			"activity_alert.appeared_in_pull_request":   "出现在拉取请求中",
-			"activity_alert.seer_root_cause_completed":  "Seer：根因分析完成",
-			"activity_alert.seer_solution_completed":    "Seer：修复方案完成",
-			"activity_alert.seer_coding_completed":      "Seer：代码修改完成",
-			"activity_alert.seer_pr_created":            "Seer：已创建拉取请求",
+			"event_alert.triggered":                      "告警",
+			"legacy.triggered":                           "告警",
+			"error.created":                              "新错误",
+			"issue.created":                              "新问题",
+			"issue.resolved":                             "已解决",
+			"issue.assigned":                             "已分配",
+			"issue.ignored":                              "已忽略",
+			"issue.archived":                             "已归档",
+			"issue.unresolved":                           "重新打开",
+			"metric_alert.critical":                      "指标告警·严重",
+			"metric_alert.warning":                       "指标告警·警告",
+			"metric_alert.resolved":                      "指标告警·已恢复",
+			"metric_alert.open":                          "指标告警",
+			"activity_alert.status_regression":           "回归",
+			"activity_alert.status_escalating":           "问题升级",
+			"activity_alert.status_resolved":             "已解决",
+			"activity_alert.status_resolved_in_release":  "已在版本中解决",
+			"activity_alert.status_resolved_in_commit":   "已在提交中解决",
+			"activity_alert.status_resolved_by_age":      "长期未发生，已自动解决",
+			"activity_alert.status_ignored":              "已忽略",
+			"activity_alert.status_unresolved":           "重新打开",
+			"activity_alert.appeared_in_pull_request":    "出现在拉取请求中",
+			"activity_alert.seer_root_cause_completed":   "Seer：根因分析完成",
+			"activity_alert.seer_solution_completed":     "Seer：修复方案完成",
+			"activity_alert.seer_coding_completed":       "Seer：代码修改完成",
+			"activity_alert.seer_pr_created":             "Seer：已创建拉取请求",
 			"activity_alert.seer_pr_iteration_completed": "Seer：拉取请求已更新",
 			"activity_alert.other":                       "问题动态",
 			"relay.test":                                 "测试消息",
