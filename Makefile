@@ -51,6 +51,7 @@ load-redis: build
 fuzz:
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime 30s ./formatter/sentry
 	$(GO) test -run XXX -fuzz FuzzEscape -fuzztime 30s ./formatter
+	$(GO) test -run XXX -fuzz FuzzCardIsInert -fuzztime 30s ./formatter
 	$(GO) test -run XXX -fuzz FuzzCutBytes -fuzztime 30s ./formatter
 	$(GO) test -run XXX -fuzz FuzzDecodeAlert -fuzztime 30s ./relay/queue
 	$(GO) test -run XXX -fuzz FuzzDecodeDeliveryRecord -fuzztime 30s ./relay/queue

@@ -13,8 +13,11 @@ type markup string
 // text is payload text made safe inline.
 func text(s string) markup { return markup(Escape(s)) }
 
-// block is payload text made safe on several lines.
-func block(s string) markup { return markup(EscapeBlock(s)) }
+// quote is payload text as a markdown quote, line by line.
+func quote(s string) markup { return markup("> " + strings.ReplaceAll(EscapeBlock(s), "\n", "\n> ")) }
+
+// trimNewlines drops the line breaks markup ends with.
+func trimNewlines(m markup) markup { return markup(strings.TrimRight(string(m), "\n")) }
 
 // linked is [text](url), or the escaped text when the URL is unusable.
 func linked(s, u string) markup { return markup(link(s, u)) }

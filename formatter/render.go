@@ -118,7 +118,7 @@ func (r *Renderer) cardText(a Alert) markup {
 		c.put("- **", text(r.labels().PullRequests), ":** ", joinMarkup(refs, " · "), "\n")
 	}
 	if s.Quote != "" {
-		c.put("\n> ", markup(strings.ReplaceAll(string(block(Shorten(s.Quote, messageRunes))), "\n", "\n> ")), "\n")
+		c.put("\n", quote(Shorten(s.Quote, messageRunes)), "\n")
 	}
 	if len(s.Extra) > 0 {
 		c.put("\n")
@@ -154,7 +154,7 @@ func (r *Renderer) finish(title string, body markup, link string, m Mentions) Me
 // finishCut is finish that also reports whether the text had to be cut.
 func (r *Renderer) finishCut(title string, body markup, link string, m Mentions) (msg Message, cut bool) {
 	title = r.keyworded(PlainLine(title))
-	body = markup(strings.TrimRight(string(body), "\n"))
+	body = trimNewlines(body)
 	if r.Keyword != "" && !strings.Contains(string(body), r.Keyword) {
 		body = "【" + text(r.Keyword) + "】\n\n" + body
 	}
