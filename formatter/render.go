@@ -30,6 +30,9 @@ type Item struct {
 	// Type overrides the receiver's message type for this alert ("" keeps
 	// it): a route's msgtype.
 	Type string
+	// Note says why this receiver got an alert that was not its own (a
+	// fallback); cards show it first.
+	Note string
 }
 
 // Limits on what a single card shows, so one field cannot crowd out the rest.
@@ -57,23 +60,50 @@ func (r *Renderer) FormatTime(t time.Time) string {
 
 // Card renders one alert as a full card.
 func (r *Renderer) Card(a Alert, m Mentions) (Message, error) {
+	return r.Item(Item{Alert: a, Mentions: m})
+}
+
+// Item renders one waiting alert as a full card, of the item's message type
+// when it has one, with its note first.
+func (r *Renderer) Item(it Item) (Message, error) {
+	if it.Type != "" {
+		typed := *r
+		typed.Type = it.Type
+		r = &typed
+	}
+	a, m := it.Alert, it.Mentions
 	if r.Template != nil {
 		title, body, err := r.Template.Execute(r.Language, a, m)
 		if err != nil {
 			return Message{}, err
 		}
-		return r.finish(title, templated(body), a.Link, m), nil
+		return r.finish(title, r.note(it.Note)+templated(body), a.Link, m), nil
 	}
-	return r.finish(r.cardTitle(a), r.cardText(a), a.Link, m), nil
+	return r.finish(r.cardTitle(a), r.note(it.Note)+r.cardText(a), a.Link, m), nil
+}
+
+// note is an item's note as the card's first line.
+func (r *Renderer) note(note string) markup {
+	if note == "" {
+		return ""
+	}
+	return quote("↪ "+Shorten(note, fieldRunes)) + "\n\n"
 }
 
 // Minimal renders an alert without links, message, location or anything else
 // DingTalk's content checks could object to; it is sent once after DingTalk
 // refused the full card.
 func (r *Renderer) Minimal(a Alert, m Mentions) Message {
+	return r.MinimalItem(Item{Alert: a, Mentions: m})
+}
+
+// MinimalItem is Minimal of a waiting alert, with its note.
+func (r *Renderer) MinimalItem(it Item) Message {
+	a, m := it.Alert, it.Mentions
 	s := Summarize(a, r.Language, r.Zone)
 	l := r.labels()
 	var c card
+	c.put(r.note(it.Note))
 	c.put("#### ", text(s.Style.Emoji+" "+strings.ToUpper(s.Level)), " ", text(s.Heading), "\n\n")
 	c.put(text(Shorten(s.Title, heading)), "\n\n")
 	for _, f := range []Fact{{l.Project, a.DisplayProject()}, {l.Environment, a.Environment}, {l.Time, r.FormatTime(a.Time)}} {
@@ -252,13 +282,14 @@ func (r *Renderer) TestCard(now time.Time, robot string) Message {
 	return r.finish("sentry-dingtalk-relay: "+l.TestTitle, c.markup(), "", Mentions{})
 }
 
-// digestGroup is the alerts of one issue inside a digest.
-type digestGroup struct {
-	first  Alert // newest alert of the group, shown on its line
-	count  int
-	oldest int // index of the group's oldest item, for fairness
-	newest time.Time
-	items  []int
+// Group is the alerts of one issue inside a digest.
+type Group struct {
+	// Newest is the group's newest alert, the one its line shows.
+	Newest Alert
+	// Count is how many alerts the line stands for (its "×N").
+	Count int
+	// Items are the indexes of the group's items, oldest first.
+	Items []int
 }
 
 // Digest renders waiting alerts as one summary card: counts by level and
@@ -270,7 +301,7 @@ type digestGroup struct {
 // With plain set, lines carry no links (the fallback after DingTalk refused
 // the content).
 func (r *Renderer) Digest(items []Item, plain bool) (msg Message, covered []int) {
-	groups := groupItems(items)
+	groups := GroupItems(items)
 	lines := make([]markup, len(groups))
 	prefix := len(strconv.Itoa(len(groups))) + len(". \n")
 	budget := TargetBodyBytes - uuidReserve - 1024 // title, header, mentions: checked below
@@ -294,12 +325,12 @@ func (r *Renderer) Digest(items []Item, plain bool) (msg Message, covered []int)
 }
 
 // digest renders the chosen groups and reports whether it had to be cut.
-func (r *Renderer) digest(items []Item, groups []*digestGroup, lines []markup) (Message, []int, bool) {
+func (r *Renderer) digest(items []Item, groups []*Group, lines []markup) (Message, []int, bool) {
 	l := r.labels()
 	var m Mentions
 	var covered []int
 	for _, g := range groups {
-		for _, i := range g.items {
+		for _, i := range g.Items {
 			m = m.Union(items[i].Mentions)
 			covered = append(covered, i)
 		}
@@ -328,7 +359,7 @@ func (r *Renderer) digest(items []Item, groups []*digestGroup, lines []markup) (
 	for i := range order {
 		order[i] = i
 	}
-	slices.SortStableFunc(order, func(a, b int) int { return groups[b].newest.Compare(groups[a].newest) })
+	slices.SortStableFunc(order, func(a, b int) int { return groups[b].Newest.Time.Compare(groups[a].Newest.Time) })
 
 	var c card
 	st := levelStyleOf(worst)
@@ -369,8 +400,8 @@ func (r *Renderer) digest(items []Item, groups []*digestGroup, lines []markup) (
 
 // digestLine is one issue of a digest. The "×N" count is part of the
 // contract: it tells how many alerts of that issue the line stands for.
-func (r *Renderer) digestLine(g *digestGroup, plain bool) markup {
-	a := g.first
+func (r *Renderer) digestLine(g *Group, plain bool) markup {
+	a := g.Newest
 	_, st := StyleOf(a)
 	title := Shorten(PlainLine(a.Title), lineRunes)
 	if title == "" {
@@ -383,36 +414,36 @@ func (r *Renderer) digestLine(g *digestGroup, plain bool) markup {
 	} else {
 		c.put(linked(title, a.Link))
 	}
-	c.put(" ×", text(strconv.Itoa(g.count)))
+	c.put(" ×", text(strconv.Itoa(g.Count)))
 	for _, s := range []string{a.DisplayProject(), a.Environment} {
 		if s != "" {
 			c.put(" · ", text(Shorten(s, 40)))
 		}
 	}
-	if !g.newest.IsZero() {
-		c.put(" · ", text(g.newest.In(r.zone()).Format("15:04:05")))
+	if !a.Time.IsZero() {
+		c.put(" · ", text(a.Time.In(r.zone()).Format("15:04:05")))
 	}
 	return c.markup()
 }
 
-// groupItems collapses items of the same issue, ordered by the oldest item
-// of each group so a long storm cannot starve early alerts.
-func groupItems(items []Item) []*digestGroup {
-	byKey := map[string]*digestGroup{}
-	var groups []*digestGroup
+// GroupItems collapses items (oldest first) of the same issue into groups,
+// ordered by the oldest item of each so a long storm cannot starve early
+// alerts.
+func GroupItems(items []Item) []*Group {
+	byKey := map[string]*Group{}
+	var groups []*Group
 	for i, it := range items {
 		k := it.Alert.GroupKey()
 		g, ok := byKey[k]
 		if !ok {
-			g = &digestGroup{oldest: i}
+			g = &Group{}
 			byKey[k] = g
 			groups = append(groups, g)
 		}
-		g.count++
-		g.items = append(g.items, i)
-		if g.count == 1 || !it.Alert.Time.Before(g.newest) {
-			g.first = it.Alert
-			g.newest = it.Alert.Time
+		g.Count++
+		g.Items = append(g.Items, i)
+		if g.Count == 1 || !it.Alert.Time.Before(g.Newest.Time) {
+			g.Newest = it.Alert
 		}
 	}
 	return groups

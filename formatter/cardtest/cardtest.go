@@ -72,9 +72,15 @@ func Check(text string, want Want) []string {
 	if loc := autoRE.FindStringIndex(rest); loc != nil {
 		bad = append(bad, fmt.Sprintf("auto-link %q", rest[loc[0]:min(len(rest), loc[1]+20)]))
 	}
-	for i, line := range strings.Split(text, "\n") {
+	headings := 0
+	for _, line := range strings.Split(text, "\n") {
 		l := strings.TrimPrefix(line, "> ")
-		if strings.HasPrefix(l, "#") && !(strings.HasPrefix(line, "#### ") && i <= 2) {
+		if strings.HasPrefix(line, "#### ") && headings == 0 {
+			// The card's own header.
+			headings++
+			continue
+		}
+		if strings.HasPrefix(l, "#") {
 			bad = append(bad, fmt.Sprintf("heading %q", line))
 		}
 		if strings.HasPrefix(l, "```") || strings.HasPrefix(l, "    ") {
