@@ -72,9 +72,11 @@ func Summarize(a Alert, lang string, zone *time.Location) Summary {
 	}
 	add(l.Time, FormatTime(a.Time, zone))
 	for _, e := range a.Evidence {
-		if v := strings.TrimSpace(e.Value); !e.Important && v != "" && strings.TrimSpace(e.Name) != "" {
-			s.Extra = append(s.Extra, Fact{e.Name, v})
+		v := strings.TrimSpace(e.Value)
+		if e.Important || v == "" || strings.TrimSpace(e.Name) == "" || s.shows(v) {
+			continue
 		}
+		s.Extra = append(s.Extra, Fact{e.Name, v})
 	}
 	for _, pr := range a.PullRequests {
 		if u := SafeURL(pr.URL); u != "" {
@@ -85,6 +87,17 @@ func Summarize(a Alert, lang string, zone *time.Location) Summary {
 		s.Quote = msg
 	}
 	return s
+}
+
+// shows reports whether a fact already says value (an occurrence's
+// evidence often repeats the environment).
+func (s *Summary) shows(value string) bool {
+	for _, f := range s.Facts {
+		if f.Value == value {
+			return true
+		}
+	}
+	return false
 }
 
 // FormatTime shows t in zone (nil: UTC); "" for the zero time.

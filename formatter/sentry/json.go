@@ -160,7 +160,42 @@ func (t tags) get(key string) string {
 	return ""
 }
 
+// boolean accepts true/false, "true"/"false" and 1/0.
+type boolean bool
+
+func (v *boolean) UnmarshalJSON(b []byte) error {
+	var t text
+	if err := t.UnmarshalJSON(b); err != nil {
+		return err
+	}
+	*v = boolean(t.String() == "true" || t.String() == "1")
+	return nil
+}
+
+// idOrObj is an id given as a string or number, or as an object with one
+// ({"id": ...} or {"key": ...}: a commit).
+type idOrObj string
+
+func (v *idOrObj) UnmarshalJSON(b []byte) error {
+	if b = bytes.TrimSpace(b); len(b) > 0 && b[0] == '{' {
+		var o struct{ ID, Key text }
+		if json.Unmarshal(b, &o) == nil {
+			*v = idOrObj(firstNonEmpty(o.Key.String(), o.ID.String()))
+		}
+		return nil
+	}
+	var t text
+	if err := t.UnmarshalJSON(b); err != nil {
+		return err
+	}
+	*v = idOrObj(t.String())
+	return nil
+}
+
 // settings are alert-rule-action settings: [{"name":..., "value":...}].
+// Sentry's Automations save every value that is not a string JSON-encoded
+// (a select's "payments" can come back as "\"payments\""), so a value that
+// is a JSON string literal is decoded.
 type settings map[string]string
 
 func (s *settings) UnmarshalJSON(b []byte) error {
@@ -178,7 +213,12 @@ func (s *settings) UnmarshalJSON(b []byte) error {
 		if *s == nil {
 			*s = settings{}
 		}
-		(*s)[it.Name.String()] = it.Value.String()
+		v := it.Value.String()
+		var inner string
+		if strings.HasPrefix(v, `"`) && json.Unmarshal([]byte(v), &inner) == nil {
+			v = strings.TrimSpace(inner)
+		}
+		(*s)[it.Name.String()] = v
 	}
 	return nil
 }

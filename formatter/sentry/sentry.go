@@ -14,9 +14,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -75,24 +77,40 @@ func IsIgnored(err error) (string, bool) {
 // Actions the relay turns into cards, per resource. Anything else is
 // acknowledged and ignored, as Sentry adds resources and actions over time.
 var cardActions = map[string][]string{
-	"event_alert":  {"triggered"},
-	"issue":        {"created", "resolved", "assigned", "ignored", "archived", "unresolved"},
-	"error":        {"created"},
-	"metric_alert": {"critical", "warning", "resolved", "open"},
+	"event_alert":    {"triggered"},
+	"activity_alert": {"triggered"},
+	"issue":          {"created", "resolved", "assigned", "ignored", "archived", "unresolved"},
+	"error":          {"created"},
+	"metric_alert":   {"critical", "warning", "resolved", "open"},
+}
+
+// noCard are the resources the relay acknowledges without a card, and why.
+var noCard = map[string]string{
+	"installation":     "installation webhooks produce no card",
+	"comment":          "comment webhooks produce no card",
+	"seer":             "seer webhooks are not forwarded (use an Automation's activity alerts for Seer's findings)",
+	"preprod_artifact": "build artifact webhooks produce no card",
+	"size_analysis":    "build size webhooks produce no card",
 }
 
 // KnownResources are the Sentry-Hook-Resource values the relay understands
 // (some of them produce no card).
-var KnownResources = []string{"event_alert", "issue", "error", "metric_alert", "comment", "installation", "seer", "size_analysis", ResourceLegacy}
+var KnownResources = []string{"event_alert", "activity_alert", "issue", "error", "metric_alert", "comment",
+	"installation", "seer", "preprod_artifact", "size_analysis", ResourceLegacy}
 
 // Limits on what an alert keeps of a payload: the queue stores alerts, so
-// one hostile field must not make a huge record.
+// no field, however large in the payload, may make a large record.
 const (
-	maxTitle   = 512
-	maxField   = 256
-	maxMessage = 1000
-	maxTags    = 25
-	maxTagText = 128
+	maxTitle    = 512
+	maxField    = 256
+	maxMessage  = 1000
+	maxTags     = 25
+	maxTagText  = 128
+	maxSettings = 16
+	maxName     = 64
+	maxEvidence = 12
+	maxRefs     = 8
+	maxLink     = 2048
 )
 
 // Parse parses the body of a Sentry webhook. resource is the
@@ -117,15 +135,15 @@ func Parse(resource string, body []byte, opts Options) (Webhook, error) {
 	action := p.Action.String()
 	// Even an ignored webhook tells what it was, for metrics and logs.
 	seen := Webhook{Alert: formatter.Alert{Resource: resource, Action: action}}
-	switch resource {
-	case "installation", "comment":
-		return seen, ignored("%s webhooks produce no card", resource)
-	case "seer":
-		return seen, ignored("seer webhooks are not forwarded")
+	if reason, ok := noCard[resource]; ok {
+		return seen, ignored("%s", reason)
 	}
 	actions, known := cardActions[resource]
 	if !known {
 		return seen, ignored("unknown resource %q", shortText(resource))
+	}
+	if action == "" {
+		return Webhook{}, invalid("%s webhook has no action", resource)
 	}
 	if !slices.Contains(actions, action) {
 		return seen, ignored("%s action %q produces no card", resource, shortText(action))
@@ -137,20 +155,37 @@ func Parse(resource string, body []byte, opts Options) (Webhook, error) {
 	var w Webhook
 	switch resource {
 	case "event_alert":
+		ruleID := ""
+		if p.Data.IssueAlert != nil {
+			ruleID = p.Data.IssueAlert.ID.String()
+		}
 		switch {
 		case p.Data.Event.identified():
 			w = fromEvent(p.Data.Event, opts)
-			w.DedupeKey = dedupeKey("event_alert", w.Alert.EventID, p.Data.rule())
+			w.DedupeKey = dedupeKey("event_alert", w.Alert.EventID, ruleID)
 		case p.Data.Issue.identified():
 			w = fromIssue(p.Data.Issue, org, opts)
-			w.DedupeKey = dedupeKey("event_alert:issue", w.Alert.IssueID, p.Data.rule(), p.Data.Issue.LastSeen.String())
+			w.DedupeKey = dedupeKey("event_alert:issue", w.Alert.IssueID, ruleID, p.Data.Issue.LastSeen.String())
 		default:
 			return Webhook{}, invalid("event_alert webhook has neither data.event nor data.issue")
 		}
 		w.Alert.Rule = p.Data.rule()
+		w.Alert.RuleID = ruleID
 		if p.Data.IssueAlert != nil {
 			w.Alert.Settings = p.Data.IssueAlert.Settings
 		}
+	case "activity_alert":
+		if !p.Data.Issue.identified() {
+			return Webhook{}, invalid("activity_alert webhook has no data.issue")
+		}
+		if p.Data.Activity == nil || p.Data.Activity.Type == "" {
+			return Webhook{}, invalid("activity_alert webhook has no data.activity.type")
+		}
+		kind := p.Data.Activity.Type.String()
+		if strings.HasPrefix(kind, "seer_") && strings.HasSuffix(kind, "_started") {
+			return seen, ignored("activity %q: Seer started a step; its result comes as its own alert", shortText(kind))
+		}
+		w = fromActivity(p.Data, org, opts)
 	case "error":
 		if !p.Data.Error.identified() {
 			return Webhook{}, invalid("error webhook has no data.error")
@@ -193,23 +228,36 @@ func finish(w *Webhook, body []byte) {
 	}
 	a.Level = formatter.NormalizeLevel(a.Level)
 	for _, f := range []*string{&a.Project, &a.ProjectName, &a.Org, &a.Environment, &a.Level, &a.Location,
-		&a.Release, &a.Rule, &a.IssueID, &a.ShortID, &a.EventID, &a.Assignee} {
+		&a.Release, &a.Rule, &a.IssueID, &a.ShortID, &a.EventID, &a.Assignee, &a.RuleID, &a.Kind,
+		&a.Subtitle, &a.Activity, &a.Actor, &a.Commit} {
 		*f = shorten(*f, maxField)
 	}
 	a.Message = shorten(a.Message, maxMessage)
-	if a.Link != "" && formatter.SafeURL(a.Link) == "" {
-		a.Link = ""
-	}
-	a.Link = shorten(a.Link, 2048)
-	if len(a.Tags) > maxTags {
-		a.Tags = a.Tags[:maxTags]
-	}
+	a.Link = safeLink(a.Link)
+	a.Tags = a.Tags[:min(len(a.Tags), maxTags)]
 	for i := range a.Tags {
 		a.Tags[i].Key = shorten(a.Tags[i].Key, maxTagText)
 		a.Tags[i].Value = shorten(a.Tags[i].Value, maxTagText)
 	}
-	for k, v := range a.Settings {
-		a.Settings[k] = shorten(v, maxField)
+	if len(a.Settings) > 0 {
+		bounded := make(map[string]string, min(len(a.Settings), maxSettings))
+		for _, k := range slices.Sorted(maps.Keys(a.Settings)) {
+			if len(bounded) == maxSettings {
+				break
+			}
+			bounded[shorten(k, maxName)] = shorten(a.Settings[k], maxField)
+		}
+		a.Settings = bounded
+	}
+	a.Evidence = a.Evidence[:min(len(a.Evidence), maxEvidence)]
+	for i := range a.Evidence {
+		a.Evidence[i].Name = shorten(a.Evidence[i].Name, maxName)
+		a.Evidence[i].Value = shorten(a.Evidence[i].Value, maxField)
+	}
+	a.PullRequests = slices.DeleteFunc(a.PullRequests, func(r formatter.Ref) bool { return safeLink(r.URL) == "" })
+	a.PullRequests = a.PullRequests[:min(len(a.PullRequests), maxRefs)]
+	for i := range a.PullRequests {
+		a.PullRequests[i] = formatter.Ref{Title: shorten(a.PullRequests[i].Title, maxTagText), URL: safeLink(a.PullRequests[i].URL)}
 	}
 	// A delivery without the ids that identify it is deduplicated by its
 	// exact bytes: Sentry sends the same body when it retries.
@@ -235,9 +283,18 @@ type integrationData struct {
 	Issue         *issue `json:"issue"`
 	TriggeredRule text   `json:"triggered_rule"`
 	IssueAlert    *struct {
+		ID       text     `json:"id"`
 		Title    text     `json:"title"`
 		Settings settings `json:"settings"`
 	} `json:"issue_alert"`
+	Activity *activity `json:"activity"`
+	// Alert is an activity alert's Automation (a workflow).
+	Alert *struct {
+		ID       text     `json:"id"`
+		Title    text     `json:"title"`
+		WebURL   text     `json:"web_url"`
+		Settings settings `json:"settings"`
+	} `json:"alert"`
 	MetricAlert      *metricAlert `json:"metric_alert"`
 	DescriptionText  text         `json:"description_text"`
 	DescriptionTitle text         `json:"description_title"`
@@ -283,6 +340,9 @@ type event struct {
 	Threads     threads     `json:"threads"`
 	URL         text        `json:"url"`
 	WebURL      text        `json:"web_url"`
+	// Occurrence is set for issue-platform events: uptime, cron and
+	// other issue types the workflow engine alerts on.
+	Occurrence *occurrence `json:"occurrence"`
 
 	// Sentry 8/9 interface keys.
 	Sentry9Exception  exceptions  `json:"sentry.interfaces.Exception"`
@@ -382,7 +442,63 @@ func fromEvent(e *event, opts Options) Webhook {
 	if a.Link == "" && a.IssueID != "" {
 		a.Link = issueURL(opts.SentryURL, a.Org, a.IssueID)
 	}
+	if o := e.Occurrence; o.identified() {
+		a.Title = firstNonEmpty(o.IssueTitle.String(), a.Title)
+		a.Subtitle = o.Subtitle.String()
+		a.Kind = o.kind()
+		a.Level = firstNonEmpty(a.Level, o.Level.String())
+		for _, ev := range o.EvidenceDisplay {
+			a.Evidence = append(a.Evidence, formatter.Evidence{Name: ev.Name.String(), Value: ev.Value.String(), Important: bool(ev.Important)})
+		}
+		// An occurrence's event has no message of its own: what would be
+		// quoted is its title again.
+		if a.Message == a.Title {
+			a.Message = ""
+		}
+	}
 	return Webhook{Alert: a}
+}
+
+// occurrence is the issue-platform part of an event (camelCase, as the
+// webhook serializes it).
+type occurrence struct {
+	IssueTitle      text  `json:"issueTitle"`
+	Subtitle        text  `json:"subtitle"`
+	Type            count `json:"type"`
+	Level           text  `json:"level"`
+	EvidenceDisplay []struct {
+		Name      text    `json:"name"`
+		Value     text    `json:"value"`
+		Important boolean `json:"important"`
+	} `json:"evidenceDisplay"`
+}
+
+func (o *occurrence) identified() bool {
+	return o != nil && (o.Type != 0 || o.IssueTitle != "")
+}
+
+// kind names the occurrence's issue type by the ranges Sentry's grouptype
+// registry gives each product.
+func (o *occurrence) kind() string {
+	switch t := int64(o.Type); {
+	case t >= 7000 && t < 8000:
+		return formatter.KindUptime
+	case t >= 4000 && t < 5000:
+		return formatter.KindCron
+	case t >= 1000 && t < 2000:
+		return "performance"
+	case t >= 2000 && t < 3000:
+		return "profiling"
+	case t >= 5000 && t < 6000:
+		return "replay"
+	case t >= 6000 && t < 7000:
+		return "feedback"
+	case t >= 8000 && t < 9000:
+		return "metric"
+	case t > 0:
+		return strconv.FormatInt(t, 10)
+	}
+	return ""
 }
 
 // issue is the camelCase group serializer of issue.* webhooks (and of the
@@ -435,6 +551,53 @@ func fromIssue(i *issue, org string, opts Options) Webhook {
 		a.Link = issueURL(opts.SentryURL, a.Org, a.IssueID)
 	}
 	return Webhook{Alert: a}
+}
+
+// activity is an activity alert's status change or Seer step.
+type activity struct {
+	Type    text `json:"type"`
+	Details struct {
+		User *struct {
+			Name     text `json:"name"`
+			Username text `json:"username"`
+			Email    text `json:"email"`
+		} `json:"user"`
+		Version      text    `json:"version"`
+		Commit       idOrObj `json:"commit"`
+		Summary      text    `json:"summary"`
+		PullRequests []struct {
+			RepoName text `json:"repo_name"`
+			Title    text `json:"title"`
+			URL      text `json:"url"`
+		} `json:"pull_requests"`
+	} `json:"details"`
+}
+
+func fromActivity(d *integrationData, org string, opts Options) Webhook {
+	w := fromIssue(d.Issue, org, opts)
+	a := &w.Alert
+	act := d.Activity
+	a.Activity = act.Type.String()
+	a.Release = act.Details.Version.String()
+	a.Commit = string(act.Details.Commit)
+	if u := act.Details.User; u != nil {
+		a.Actor = firstNonEmpty(u.Name.String(), u.Username.String(), u.Email.String())
+	}
+	if s := act.Details.Summary.String(); s != "" {
+		a.Message = s
+	}
+	for _, pr := range act.Details.PullRequests {
+		a.PullRequests = append(a.PullRequests, formatter.Ref{Title: firstNonEmpty(pr.Title.String(), pr.RepoName.String()), URL: pr.URL.String()})
+	}
+	alertID := ""
+	if al := d.Alert; al != nil {
+		alertID = al.ID.String()
+		a.Rule = al.Title.String()
+		a.RuleID = alertID
+		a.Settings = al.Settings
+	}
+	w.DedupeKey = dedupeKey("activity_alert", a.IssueID, a.Activity, alertID, a.Release)
+	return w
 }
 
 type metricAlert struct {
@@ -522,6 +685,7 @@ func fromMetric(d *integrationData, action, org string, opts Options) Webhook {
 		Message:     msg,
 		Link:        d.WebURL.String(),
 		IssueID:     "metric:" + m.AlertRule.ID.String(),
+		RuleID:      m.AlertRule.ID.String(),
 		Time:        firstTime(parseTime(m.DateStarted.String()), parseTime(m.DateDetected.String()), opts.Received),
 		Settings:    m.settings(action),
 	}
@@ -582,7 +746,9 @@ func parseLegacy(body []byte, opts Options) (Webhook, error) {
 	if a.Title == "" {
 		a.Title = firstNonEmpty(p.Message.String(), p.Culprit.String())
 	}
-	w.DedupeKey = dedupeKey("legacy", a.EventID, a.Rule)
+	// The plugin names its rules but gives no id: the event alone
+	// identifies the delivery.
+	w.DedupeKey = dedupeKey("legacy", a.EventID)
 	finish(&w, body)
 	return w, nil
 }
@@ -636,6 +802,15 @@ func issueURL(base, org, id string) string {
 		return base + "/issues/" + url.PathEscape(id) + "/"
 	}
 	return base + "/organizations/" + url.PathEscape(org) + "/issues/" + url.PathEscape(id) + "/"
+}
+
+// safeLink is a usable http(s) link of bounded length, or "".
+func safeLink(u string) string {
+	u = strings.TrimSpace(u)
+	if len(u) > maxLink || formatter.SafeURL(u) == "" {
+		return ""
+	}
+	return u
 }
 
 func assigneeName(name, email text) string {
@@ -723,6 +898,8 @@ func GuessResource(body []byte) string {
 		return "metric_alert"
 	case has("error"):
 		return "error"
+	case has("activity"):
+		return "activity_alert"
 	case has("event"), has("triggered_rule"), probe.Action == "triggered":
 		return "event_alert"
 	case has("issue"):

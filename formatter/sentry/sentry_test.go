@@ -51,7 +51,7 @@ func TestParseFixtures(t *testing.T) {
 			IssueID: "1117540176", EventID: "e4874d664c3540c1a32eab185f12c5ab",
 			Time:     time.Date(2019, 8, 19, 21, 6, 17, 677000000, time.UTC),
 			Settings: map[string]string{"channel": "#general"},
-		}, "event_alert:e4874d664c3540c1a32eab185f12c5ab:Very Important Alert Rule!"},
+		}, "event_alert:e4874d664c3540c1a32eab185f12c5ab:"},
 		{"event_alert.triggered.alert_rule_action.mock.json", formatter.Alert{
 			Resource: "event_alert", Action: "triggered", Title: "Error #1: This is a test error!",
 			Org: "lxyz", Environment: "production", Location: "SentryCustomError(frontend/src/util)",
@@ -59,7 +59,8 @@ func TestParseFixtures(t *testing.T) {
 			Link:    "https://sentry.io/organizations/lxyz/issues/123/",
 			IssueID: "123", EventID: "def456", Time: time.Date(2022, 4, 4, 18, 17, 18, 320000000, time.UTC),
 			Settings: map[string]string{"title": "Alert Rule Action Item Title", "description": "Alert Rule Action Item Description", "userId": "1"},
-		}, "event_alert:def456:issue alert"},
+			RuleID:   "456",
+		}, "event_alert:def456:456"},
 		{"error.created.json", formatter.Alert{
 			Resource: "error", Action: "created", Title: "ReferenceError: blooopy is not defined",
 			Project: "front-end", Org: "test-org", Level: "error", Location: "?(runner)", Message: "blooopy is not defined",
@@ -85,13 +86,13 @@ func TestParseFixtures(t *testing.T) {
 			Resource: "metric_alert", Action: "resolved", Title: "Resolved: Too many errors", Project: "bar",
 			Org: "baz", Level: "resolved", Rule: "Too many errors",
 			Message: "1000 events in the last 10 minutes\nFilter: level:error",
-			Link:    "https://sentry.io/organizations/baz/alerts/1/", IssueID: "metric:7",
+			Link:    "https://sentry.io/organizations/baz/alerts/1/", IssueID: "metric:7", RuleID: "7",
 			Time: time.Date(2020, 9, 13, 12, 26, 40, 0, time.UTC),
 		}, "metric_alert:4:resolved"},
 		{"metric_alert.critical.mock.json", formatter.Alert{
 			Resource: "metric_alert", Action: "critical", Title: "Critical: metric alert", Org: "example",
 			Level: "critical", Rule: "metric alert", Message: "5 events in the last 10 minutes",
-			Link: "https://sentry.example.com/organizations/example/alerts/rules/details/456/", IssueID: "metric:456",
+			Link: "https://sentry.example.com/organizations/example/alerts/rules/details/456/", IssueID: "metric:456", RuleID: "456",
 			Time:     received,
 			Settings: map[string]string{"title": "Alert Rule Action Item Title", "description": "Alert Rule Action Item Description", "userId": "1"},
 		}, "metric_alert:789:critical"},
@@ -102,14 +103,14 @@ func TestParseFixtures(t *testing.T) {
 			Link:    "https://sentry.io/organizations/meredith/issues/1385042923/?referrer=webhooks_plugin",
 			IssueID: "1385042923", EventID: "af17d39f6a5d4c19ae5a735043a3bd97",
 			Time: time.Date(2019, 12, 19, 17, 58, 19, 836607000, time.UTC),
-		}, "legacy:af17d39f6a5d4c19ae5a735043a3bd97:Webhook Test"},
+		}, "legacy:af17d39f6a5d4c19ae5a735043a3bd97"},
 		{"legacy_webhook.sentry9.json", formatter.Alert{
 			Resource: "legacy", Action: "triggered", Title: "This is an example Python exception",
 			Project: "alerta5", ProjectName: "alerta5", Level: "error", Location: "raven.scripts.runner in main",
 			Message: "This is an example Python exception",
 			Link:    "https://sentry.io/alertaio/alerta5/issues/541485531/", IssueID: "541485531",
 			EventID: "0476467adf8f499ea795a48fcc4bf290", Time: time.Date(2018, 5, 2, 8, 7, 10, 0, time.UTC),
-		}, "legacy:0476467adf8f499ea795a48fcc4bf290:"},
+		}, "legacy:0476467adf8f499ea795a48fcc4bf290"},
 	} {
 		t.Run(c.file, func(t *testing.T) {
 			w, err := Parse(resourceOf(c.file), fixture(t, c.file), opts)
@@ -244,7 +245,7 @@ func TestLenientTypes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.Alert.Title != "T" || w.Alert.Environment != "prod" || w.DedupeKey != "event_alert:e1:r" {
+	if w.Alert.Title != "T" || w.Alert.Environment != "prod" || w.DedupeKey != "event_alert:e1:" {
 		t.Errorf("alert %+v key %q", w.Alert, w.DedupeKey)
 	}
 }
@@ -287,7 +288,7 @@ func TestEventAlertWithIssue(t *testing.T) {
 	if a.Title != "Slow DB" || a.Project != "web" || a.Org != "acme" || a.Rule != "Seer" || a.Link != "https://sentry.io/organizations/acme/issues/42/" || a.Level != "warning" {
 		t.Errorf("alert %+v", a)
 	}
-	if w.DedupeKey != "event_alert:issue:42:Seer:2026-06-01T00:00:00Z" {
+	if w.DedupeKey != "event_alert:issue:42::2026-06-01T00:00:00Z" {
 		t.Errorf("dedupe key %q", w.DedupeKey)
 	}
 }
