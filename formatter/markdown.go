@@ -142,8 +142,8 @@ func startsBlock(s string) bool {
 }
 
 // SafeURL returns u fit to be a markdown link target, or "" when u is not an
-// absolute http(s) URL. Characters that would end the link early are
-// percent-encoded.
+// absolute http(s) URL. Characters that would end the link early, and '@',
+// which DingTalk could read as a mention, are percent-encoded.
 func SafeURL(u string) string {
 	u = strings.TrimSpace(u)
 	if u == "" {
@@ -157,7 +157,7 @@ func SafeURL(u string) string {
 	return urlChars.Replace(p.String())
 }
 
-var urlChars = strings.NewReplacer("(", "%28", ")", "%29", " ", "%20", "<", "%3C", ">", "%3E", "\"", "%22", "`", "%60", "[", "%5B", "]", "%5D")
+var urlChars = strings.NewReplacer("(", "%28", ")", "%29", " ", "%20", "<", "%3C", ">", "%3E", "\"", "%22", "`", "%60", "[", "%5B", "]", "%5D", "@", "%40")
 
 // link renders [text](url), or just the text when the URL is unusable.
 func link(text, u string) string {

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter/cardtest"
 )
 
 // FuzzParse feeds the parser hostile bodies under every resource: it must
@@ -49,6 +50,13 @@ func FuzzParse(f *testing.F) {
 		}
 		if n := len(msg.JSON()); n > formatter.MaxBodyBytes {
 			t.Fatalf("card of %d bytes", n)
+		}
+		links := []string{formatter.SafeURL(a.Link)}
+		for _, pr := range a.PullRequests {
+			links = append(links, formatter.SafeURL(pr.URL))
+		}
+		if bad := cardtest.Check(msg.Text(), cardtest.Want{Links: links, Mentions: []string{"13800000000"}, Fonts: 1}); len(bad) > 0 {
+			t.Fatalf("card not inert: %v\n%s", bad, msg.Text())
 		}
 	})
 }

@@ -172,6 +172,9 @@ func TestIgnored(t *testing.T) {
 		{resource: "seer", file: "seer.root_cause_completed.json"},
 		{resource: "seer", file: "seer.pr_created.json"},
 		{resource: "size_analysis", body: `{"action":"completed","data":{}}`},
+		{resource: "preprod_artifact", body: `{"action":"size_analysis_completed","data":{"buildId":"b"}}`},
+		{resource: "preprod_artifact", body: `{}`},
+		{resource: "seer", body: `{}`},
 		{resource: "something_new", body: `{"action":"x","data":{}}`},
 		{resource: "issue", body: `{"action":"merged","data":{"issue":{"id":"1"}}}`},
 		{resource: "metric_alert", body: `{"action":"paused","data":{}}`},
@@ -208,6 +211,12 @@ func TestInvalid(t *testing.T) {
 		{"error without error", "error", `{"action":"created","data":{}}`, "no data.error"},
 		{"metric without metric", "metric_alert", `{"action":"critical","data":{}}`, "no data.metric_alert"},
 		{"event not object", "event_alert", `{"action":"triggered","data":{"event":"x"}}`, "neither data.event nor data.issue"},
+		{"empty event_alert", "event_alert", `{}`, "event_alert webhook has no action"},
+		{"empty activity_alert", "activity_alert", `{}`, "activity_alert webhook has no action"},
+		{"empty issue", "issue", `{}`, "issue webhook has no action"},
+		{"empty metric_alert", "metric_alert", `{}`, "metric_alert webhook has no action"},
+		{"empty error", "error", `{"data":{"error":{"event_id":"e"}}}`, "error webhook has no action"},
+		{"activity without data", "activity_alert", `{"action":"triggered"}`, "no data object"},
 	} {
 		_, err := Parse(c.resource, []byte(c.body), opts)
 		var inv *InvalidError
