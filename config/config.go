@@ -1,15 +1,19 @@
 // Package config reads the relay's configuration from the environment and
 // the optional routes file, and validates it: bad configuration stops
 // start-up with one line naming the variable (and line) at fault. Secrets
-// never appear in its errors beyond their last 4 characters.
+// never appear in its errors beyond their last 4 characters. It decodes
+// into the types of the packages that use them (dingtalk.Robot,
+// route.Route), as Alertmanager's config decodes into its receivers.
 package config
 
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +21,8 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dingtalk"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/route"
 )
 
 // Env is the relay's environment. Every secret can also come from a file
@@ -59,52 +65,39 @@ type Env struct {
 // Config is the validated configuration.
 type Config struct {
 	Env
-	// Robots are the robots of DINGTALK_TOKENS (robot-1, robot-2...) then
-	// those of the routes file.
-	Robots []Robot
-	// Routes are the routes of the routes file, or the implicit "default"
-	// route to every robot of DINGTALK_TOKENS with DINGTALK_AT_MOBILES.
-	Routes []Route
+	// Robots are the receivers: those of DINGTALK_TOKENS (robot-1,
+	// robot-2...) then those of the routes file.
+	Robots []Receiver
+	// Routes are the routes of the routes file (with the robots of
+	// DINGTALK_TOKENS as the catch-all when the file has none), or the
+	// implicit "default" route to every robot of DINGTALK_TOKENS with
+	// DINGTALK_AT_MOBILES. Routes name robots; route.Resolve turns the
+	// names into queue keys.
+	Routes []route.Route
+	// ClientSecrets are the lines of SENTRY_CLIENT_SECRET: one per Sentry
+	// integration that sends to this relay.
+	ClientSecrets []string
 	// Zone is RELAY_TIMEZONE loaded.
 	Zone *time.Location
+	// Warnings are what start-up should tell about a configuration that is
+	// valid but probably not what was meant.
+	Warnings []string
 }
 
-// Robot is a DingTalk robot.
-type Robot struct {
+// Receiver types.
+const (
+	TypeDingTalk = "dingtalk"
+)
+
+// Receiver is a configured receiver: its name, type and the configuration
+// of its type's package.
+type Receiver struct {
 	// Name is robot-N for line N of DINGTALK_TOKENS, the routes file's
 	// name otherwise.
 	Name string
-	// Token is the access token; URL the send endpoint without query.
-	Token, URL string
-	// Secret is the SEC signing secret, "" for none.
-	Secret string
-	// Keyword overrides DINGTALK_KEYWORD for this robot.
-	Keyword string
-	// Type is the message type, "" for the default (markdown).
 	Type string
-	// Line is the robot's line in DINGTALK_TOKENS, 0 for routes-file robots.
-	Line int
-}
-
-// Route sends matching alerts to robots.
-type Route struct {
-	Name     string
-	Match    *Match
-	Robots   []string
-	Mentions Mentions
-	Type     string
-	Continue bool
-}
-
-// Match lists globs of project, environment, level and resource.
-type Match struct {
-	Projects, Environments, Levels, Resources []string
-}
-
-// Mentions are who a route @-mentions, and for which levels.
-type Mentions struct {
-	Mobiles, UserIDs, Levels []string
-	All                      bool
+	// DingTalk is set for Type dingtalk.
+	DingTalk *dingtalk.Robot
 }
 
 // Load reads and validates the configuration from environ (as os.Environ
@@ -157,6 +150,9 @@ func (c *Config) validate() error {
 			return errors.New("RELAY_REDIS_URL: not a redis:// or rediss:// URL (redis://[:password@]host:port[/db])")
 		}
 	}
+	if err := validAddr(c.Addr); err != nil {
+		return err
+	}
 	switch {
 	case c.RatePerMinute < 1:
 		return fmt.Errorf("RELAY_RATE_PER_MINUTE: %d must be at least 1", c.RatePerMinute)
@@ -184,34 +180,51 @@ func (c *Config) validate() error {
 		return fmt.Errorf("LOG_FORMAT: %q is not json or text", c.LogFormat)
 	}
 	zone, err := time.LoadLocation(c.Timezone)
-	if err != nil {
-		return fmt.Errorf("RELAY_TIMEZONE: unknown time zone %q", c.Timezone)
+	if err != nil || c.Timezone == "" || strings.EqualFold(c.Timezone, "local") {
+		return fmt.Errorf("RELAY_TIMEZONE: unknown time zone %q: use an IANA name such as Asia/Shanghai, Europe/Berlin or UTC", c.Timezone)
 	}
 	c.Zone = zone
-	robots, err := envRobots(c.Tokens, c.Secrets, c.APIURL)
+	if c.ClientSecret != "" {
+		for i, s := range lines(c.ClientSecret) {
+			if s == "" {
+				return fmt.Errorf("SENTRY_CLIENT_SECRET line %d is empty: every line is the client secret of one Sentry integration", i+1)
+			}
+			if err := cleanValue(s); err != nil {
+				return fmt.Errorf("SENTRY_CLIENT_SECRET line %d: %w", i+1, err)
+			}
+			c.ClientSecrets = append(c.ClientSecrets, s)
+		}
+	}
+	robots, err := envRobots(c.Tokens, c.Secrets, c.APIURL, c.Keyword)
 	if err != nil {
 		return err
 	}
 	c.Robots = robots
-	mobiles := splitList(c.AtMobiles)
+	mobiles := route.SplitList(c.AtMobiles)
 	for i, m := range mobiles {
 		if !formatter.ValidMobile(m) {
-			return fmt.Errorf("DINGTALK_AT_MOBILES entry %d: %q is not a mobile number (digits, optionally +country-number)", i+1, m)
+			return fmt.Errorf("DINGTALK_AT_MOBILES entry %d: %q is not a mobile number DingTalk can ping: %s", i+1, m, formatter.MobileRule)
 		}
 	}
+	envMentions := route.Mentions{Mobiles: mobiles, All: c.AtAll}
 	if c.RoutesFile == "" {
-		names := make([]string, len(robots))
-		for i, r := range robots {
-			names[i] = r.Name
-		}
-		c.Routes = []Route{{Name: "default", Robots: names, Mentions: Mentions{Mobiles: mobiles, All: c.AtAll}}}
+		c.Routes = []route.Route{{Name: "default", Robots: c.names(), Mentions: envMentions}}
 		return nil
 	}
-	return c.loadRoutes()
+	return c.loadRoutes(envMentions)
+}
+
+// names are the names of the robots configured so far.
+func (c *Config) names() []string {
+	names := make([]string, len(c.Robots))
+	for i, r := range c.Robots {
+		names[i] = r.Name
+	}
+	return names
 }
 
 // envRobots pairs DINGTALK_TOKENS with DINGTALK_SECRETS line by line.
-func envRobots(tokens, secrets, apiURL string) ([]Robot, error) {
+func envRobots(tokens, secrets, apiURL, keyword string) ([]Receiver, error) {
 	if tokens == "" {
 		if secrets != "" {
 			return nil, errors.New("DINGTALK_SECRETS is set but DINGTALK_TOKENS is not: each secret belongs to the token on the same line")
@@ -226,7 +239,7 @@ func envRobots(tokens, secrets, apiURL string) ([]Robot, error) {
 	if len(sl) > len(tl) {
 		return nil, fmt.Errorf("DINGTALK_SECRETS has %d lines but DINGTALK_TOKENS has %d: each secret belongs to the token on the same line (use - for a robot without one)", len(sl), len(tl))
 	}
-	var robots []Robot
+	var robots []Receiver
 	seen := map[string]int{}
 	for i, t := range tl {
 		n := i + 1
@@ -241,14 +254,17 @@ func envRobots(tokens, secrets, apiURL string) ([]Robot, error) {
 			return nil, fmt.Errorf("DINGTALK_TOKENS line %d: same robot as line %d", n, prev)
 		}
 		seen[token] = n
-		r := Robot{Name: "robot-" + strconv.Itoa(n), Token: token, URL: endpoint, Line: n}
+		r := &dingtalk.Robot{
+			Name: "robot-" + strconv.Itoa(n), Token: token, URL: endpoint, Keyword: keyword,
+			Where: fmt.Sprintf("DINGTALK_TOKENS line %d", n), SecretWhere: fmt.Sprintf("DINGTALK_SECRETS line %d", n),
+		}
 		if i < len(sl) && sl[i] != "-" && sl[i] != "" {
 			if err := ValidSecret(sl[i]); err != nil {
 				return nil, fmt.Errorf("DINGTALK_SECRETS line %d: %w", n, err)
 			}
 			r.Secret = sl[i]
 		}
-		robots = append(robots, r)
+		robots = append(robots, Receiver{Name: r.Name, Type: TypeDingTalk, DingTalk: r})
 	}
 	return robots, nil
 }
@@ -272,12 +288,30 @@ func lines(s string) []string {
 	return parts
 }
 
+// cleanValue explains the characters a pasted secret should not hold.
+func cleanValue(s string) error {
+	switch {
+	case strings.HasPrefix(s, "\ufeff"):
+		return errors.New("starts with a UTF-8 byte order mark (an editor saved the file with one): save it as plain UTF-8")
+	case strings.ContainsRune(s, '\t'):
+		return errors.New("contains a tab: paste the value alone")
+	case strings.ContainsRune(s, ' '):
+		return errors.New("contains a space: paste the value alone (one per line, or comma-separated)")
+	case strings.ContainsAny(s, "\x00\r\v\f\u00a0\u200b"):
+		return errors.New("contains an invisible character: paste the value again")
+	}
+	return nil
+}
+
 var tokenRE = regexp.MustCompile(`^[A-Za-z0-9_-]{8,128}$`)
 
 // ParseToken accepts a bare access token or a full robot webhook URL
 // (https://oapi.dingtalk.com/robot/send?access_token=...) and returns the
 // token and the send endpoint.
 func ParseToken(s, apiURL string) (token, endpoint string, err error) {
+	if err := cleanValue(s); err != nil {
+		return "", "", err
+	}
 	if strings.Contains(s, "://") {
 		u, perr := url.Parse(s)
 		if perr != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -303,18 +337,13 @@ var secretRE = regexp.MustCompile(`^SEC[A-Za-z0-9]{8,}$`)
 
 // ValidSecret checks the form of a robot's SEC signing secret.
 func ValidSecret(s string) error {
+	if err := cleanValue(s); err != nil {
+		return err
+	}
 	if !secretRE.MatchString(s) {
 		return fmt.Errorf("%q is not a SEC secret (it starts with SEC; use - for a robot without one)", mask(s))
 	}
 	return nil
-}
-
-// mask shows the last 4 characters of a secret value at most.
-func mask(s string) string {
-	if len(s) <= 4 {
-		return s
-	}
-	return "…" + s[len(s)-4:]
 }
 
 func httpURL(name, s string, required bool) error {
@@ -331,8 +360,27 @@ func httpURL(name, s string, required bool) error {
 	return nil
 }
 
-func splitList(s string) []string {
-	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' || r == '，' })
+// mask shows the last 4 characters of a secret value at most; a value that
+// short cannot be a token or secret, so it is shown whole, which says more.
+func mask(s string) string {
+	if len(s) <= 4 {
+		return s
+	}
+	return "…" + s[len(s)-4:]
+}
+
+// validAddr checks RELAY_ADDR's form: host:port, the host optional.
+func validAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		if n, perr := strconv.Atoi(port); perr == nil && n >= 0 && n <= 65535 {
+			return nil
+		}
+	}
+	if n, perr := strconv.Atoi(addr); perr == nil && n > 0 && n <= 65535 {
+		return fmt.Errorf("RELAY_ADDR: %q is not host:port: did you mean :%d (all interfaces, port %d)?", addr, n, n)
+	}
+	return fmt.Errorf("RELAY_ADDR: %q is not host:port (e.g. :8080 or 127.0.0.1:8080)", addr)
 }
 
 // envError names the variable a parse error is about.
@@ -344,8 +392,14 @@ func envError(err error) error {
 	var pe env.ParseError
 	if errors.As(err, &pe) {
 		name := pe.Name
+		var typ reflect.Type
 		if f, ok := reflect.TypeFor[Env]().FieldByName(pe.Name); ok {
 			name, _, _ = strings.Cut(f.Tag.Get("env"), ",")
+			typ = f.Type
+		}
+		if typ == reflect.TypeFor[time.Duration]() {
+			value := durationValue(pe.Err.Error())
+			return fmt.Errorf("%s: %s is not a duration: use Go durations such as 24h, 30m or 90s (no days: 7 days is 168h)", name, value)
 		}
 		var ne *strconv.NumError
 		if errors.As(pe.Err, &ne) {
@@ -359,4 +413,24 @@ func envError(err error) error {
 		return fmt.Errorf("%s: %v", fe.Key, fe.Err)
 	}
 	return err
+}
+
+// durationValue picks the value out of time.ParseDuration's error: the
+// last quoted part.
+func durationValue(msg string) string {
+	if q := quotedRE.FindAllString(msg, -1); len(q) > 0 {
+		return q[len(q)-1]
+	}
+	return "the value"
+}
+
+var quotedRE = regexp.MustCompile(`"[^"]*"`)
+
+// Receiver looks up a configured receiver by name.
+func (c *Config) Receiver(name string) (Receiver, bool) {
+	i := slices.IndexFunc(c.Robots, func(r Receiver) bool { return r.Name == name })
+	if i < 0 {
+		return Receiver{}, false
+	}
+	return c.Robots[i], true
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dingtalk"
 )
 
 const (
@@ -15,6 +17,17 @@ const (
 	sec1 = "SEC1111111111111111111111111111111111111111111111111111111111111111"
 	sec3 = "SEC3333333333333333333333333333333333333333333333333333333333333333"
 )
+
+// robots are the DingTalk robots of c, in order.
+func robots(c *Config) []dingtalk.Robot {
+	var out []dingtalk.Robot
+	for _, r := range c.Robots {
+		if r.DingTalk != nil {
+			out = append(out, *r.DingTalk)
+		}
+	}
+	return out
+}
 
 func TestDefaults(t *testing.T) {
 	c, err := Load(nil)
@@ -44,14 +57,14 @@ func TestRobotsPairing(t *testing.T) {
 	if len(c.Robots) != 3 {
 		t.Fatalf("robots %+v", c.Robots)
 	}
-	r := c.Robots
-	if r[0].Name != "robot-1" || r[0].Token != tok1 || r[0].Secret != sec1 || r[0].URL != "https://oapi.dingtalk.com/robot/send" || r[0].Line != 1 {
+	r := robots(c)
+	if c.Robots[0].Name != "robot-1" || r[0].Token != tok1 || r[0].Secret != sec1 || r[0].URL != "https://oapi.dingtalk.com/robot/send" || r[0].Where != "DINGTALK_TOKENS line 1" {
 		t.Errorf("robot 1 %+v", r[0])
 	}
 	if r[1].Token != tok2 || r[1].Secret != "" || r[1].URL != "https://oapi.dingtalk.io/robot/send" {
 		t.Errorf("robot 2 (full URL, no secret) %+v", r[1])
 	}
-	if r[2].Secret != sec3 || r[2].Line != 3 {
+	if r[2].Secret != sec3 || r[2].SecretWhere != "DINGTALK_SECRETS line 3" {
 		t.Errorf("robot 3 %+v", r[2])
 	}
 	d := c.Routes[0]
@@ -65,16 +78,16 @@ func TestCommaSeparatedAndFewerSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Robots) != 2 || c.Robots[0].Secret != sec1 || c.Robots[1].Secret != "" {
-		t.Errorf("robots %+v", c.Robots)
+	if r := robots(c); len(r) != 2 || r[0].Secret != sec1 || r[1].Secret != "" {
+		t.Errorf("robots %+v", r)
 	}
 	// An empty line means "no secret", like "-".
 	c, err = Load([]string{"DINGTALK_TOKENS=" + tok1 + "\n" + tok2 + "\n" + tok3, "DINGTALK_SECRETS=" + sec1 + "\n\n" + sec3})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Robots[1].Secret != "" || c.Robots[2].Secret != sec3 {
-		t.Errorf("robots %+v", c.Robots)
+	if r := robots(c); r[1].Secret != "" || r[2].Secret != sec3 {
+		t.Errorf("robots %+v", r)
 	}
 }
 
@@ -94,7 +107,7 @@ func TestFileVariants(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Robots) != 2 || c.Robots[1].Secret != sec1 || c.ClientSecret != "client-secret" || c.WebhookToken != "legacy" {
+	if len(c.Robots) != 2 || robots(c)[1].Secret != sec1 || c.ClientSecret != "client-secret" || c.WebhookToken != "legacy" {
 		t.Errorf("from files: robots %+v client secret %q token %q", c.Robots, c.ClientSecret, c.WebhookToken)
 	}
 	_, err = Load([]string{"SENTRY_CLIENT_SECRET_FILE=" + filepath.Join(dir, "missing")})
@@ -112,7 +125,17 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{[]string{"DINGTALK_TOKENS=" + tok1, "DINGTALK_SECRETS=" + sec1 + "\n" + sec3}, "DINGTALK_SECRETS has 2 lines but DINGTALK_TOKENS has 1"},
 		{[]string{"DINGTALK_SECRETS=" + sec1}, "DINGTALK_SECRETS is set but DINGTALK_TOKENS is not"},
 		{[]string{"DINGTALK_TOKENS=" + tok1 + "\n\n" + tok2}, "DINGTALK_TOKENS line 2 is empty"},
-		{[]string{"DINGTALK_TOKENS=" + tok1 + "\nnot a token!"}, `DINGTALK_TOKENS line 2: "…ken!" is neither an access token nor a robot webhook URL`},
+		{[]string{"DINGTALK_TOKENS=" + tok1 + "\nnot_a_token!"}, `DINGTALK_TOKENS line 2: "…ken!" is neither an access token nor a robot webhook URL`},
+		{[]string{"DINGTALK_TOKENS=" + tok1 + "\n" + tok2[:20] + " " + tok2[20:]}, "DINGTALK_TOKENS line 2: contains a space"},
+		{[]string{"DINGTALK_TOKENS=" + tok1 + "\t" + tok2}, "DINGTALK_TOKENS line 1: contains a tab"},
+		{[]string{"DINGTALK_TOKENS=\ufeff" + tok1}, "DINGTALK_TOKENS line 1: starts with a UTF-8 byte order mark"},
+		{[]string{"DINGTALK_TOKENS=" + tok1, "DINGTALK_SECRETS=\ufeff" + sec1}, "DINGTALK_SECRETS line 1: starts with a UTF-8 byte order mark"},
+		{[]string{"SENTRY_CLIENT_SECRET=abc def"}, "SENTRY_CLIENT_SECRET line 1: contains a space"},
+		{[]string{"DINGTALK_AT_MOBILES=138-0000-0000"}, `DINGTALK_AT_MOBILES entry 1: "138-0000-0000" is not a mobile number DingTalk can ping: digits only (13800000000), or +country code`},
+		{[]string{"RELAY_MAX_AGE=1d"}, `RELAY_MAX_AGE: "1d" is not a duration: use Go durations such as 24h`},
+		{[]string{"RELAY_ADDR=8080"}, `RELAY_ADDR: "8080" is not host:port: did you mean :8080`},
+		{[]string{"RELAY_ADDR=localhost"}, `RELAY_ADDR: "localhost" is not host:port (e.g. :8080`},
+		{[]string{"RELAY_TIMEZONE=CST"}, `RELAY_TIMEZONE: unknown time zone "CST": use an IANA name such as Asia/Shanghai`},
 		{[]string{"DINGTALK_TOKENS=https://oapi.dingtalk.com/robot/send?foo=bar"}, "DINGTALK_TOKENS line 1: the webhook URL has no access_token"},
 		{[]string{"DINGTALK_TOKENS=" + tok1 + "\nhttps://oapi.dingtalk.com/robot/send?access_token=" + tok1}, "DINGTALK_TOKENS line 2: same robot as line 1"},
 		{[]string{"DINGTALK_AT_MOBILES=13800000000,bob"}, `DINGTALK_AT_MOBILES entry 2: "bob" is not a mobile number`},
@@ -123,6 +146,7 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{[]string{"RELAY_MAX_AGE=soon"}, "RELAY_MAX_AGE: "},
 		{[]string{"RELAY_LANGUAGE=fr"}, `RELAY_LANGUAGE: "fr" is not supported`},
 		{[]string{"RELAY_TIMEZONE=Mars/Olympus"}, `RELAY_TIMEZONE: unknown time zone "Mars/Olympus"`},
+		{[]string{"RELAY_TIMEZONE=Local"}, `RELAY_TIMEZONE: unknown time zone "Local"`},
 		{[]string{"SENTRY_URL=sentry.example.com"}, `SENTRY_URL: "sentry.example.com" is not an http(s) URL`},
 		{[]string{"DINGTALK_API_URL=ftp://x"}, "DINGTALK_API_URL"},
 		{[]string{"LOG_LEVEL=loud"}, "LOG_LEVEL"},
@@ -187,17 +211,18 @@ routes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Robots) != 3 || c.Robots[1].Name != "ops" || c.Robots[1].Secret != sec3 || c.Robots[1].Keyword != "Sentry" ||
-		c.Robots[2].Name != "web" || c.Robots[2].Type != "actionCard" || c.Robots[2].Token != tok2 {
-		t.Fatalf("robots %+v", c.Robots)
+	r := robots(c)
+	if len(c.Robots) != 3 || c.Robots[1].Name != "ops" || r[1].Secret != sec3 || r[1].Keyword != "Sentry" ||
+		c.Robots[2].Name != "web" || r[2].MsgType != "actionCard" || r[2].Token != tok2 {
+		t.Fatalf("robots %+v", r)
 	}
 	if len(c.Routes) != 2 {
 		t.Fatalf("routes %+v", c.Routes)
 	}
-	r := c.Routes[0]
-	if r.Name != "payments-prod" || !r.Continue || r.Match == nil || strings.Join(r.Match.Projects, ",") != "payments,billing-*" ||
-		strings.Join(r.Robots, ",") != "ops,robot-1" || r.Mentions.UserIDs[0] != "manager1234" || r.Mentions.Levels[0] != "fatal" {
-		t.Errorf("route %+v", r)
+	rt := c.Routes[0]
+	if rt.Name != "payments-prod" || !rt.Continue || rt.Match == nil || strings.Join(rt.Match.Projects, ",") != "payments,billing-*" ||
+		strings.Join(rt.Robots, ",") != "ops,robot-1" || rt.Mentions.UserIDs[0] != "manager1234" || rt.Mentions.Levels[0] != "fatal" {
+		t.Errorf("route %+v", rt)
 	}
 	if c.Routes[1].Match != nil {
 		t.Error("a route without match must be a catch-all")
@@ -214,6 +239,12 @@ func TestRoutesFileErrors(t *testing.T) {
 		{"bad glob", "routes:\n  - name: x\n    match: {projects: ['[']}\n    robots: [robot-1]\n", `route "x": match.projects: bad glob "["`},
 		{"bad mobile", "routes:\n  - name: x\n    robots: [robot-1]\n    mentions: {mobiles: [bob]}\n", `route "x": mentions.mobiles: "bob" is not a mobile number`},
 		{"unknown key", "routes:\n  - name: x\n    robots: [robot-1]\n    mention: {}\n", `line 4: field mention is not a route key`},
+		{"unknown robot key", "robots:\n  ops:\n    token: " + tok2 + "\n    secrets: x\nroutes:\n  - name: x\n    robots: [ops]\n", `robot "ops": line 4: "secrets" is not a key of this robot type`},
+		{"unknown robot type", "robots:\n  ops: {type: slack}\nroutes:\n  - name: x\n    robots: [ops]\n", `type "slack"`},
+		{"robot not a mapping", "robots:\n  ops: [a]\nroutes:\n  - name: x\n    robots: [ops]\n", `expected the robot's settings`},
+		{"tab indent", "routes:\n\t- name: x\n", "YAML indents with spaces"},
+		{"colon in value", "routes:\n  - name: a: b\n", "quote a value that contains ': '"},
+		{"string for list", "routes:\n  - name: x\n    robots: ops\n", "expected a list ([a, b], or lines starting with '- '), got ops"},
 		{"unknown top key", "robot: {}\nroutes: []\n", "field robot is not a known key"},
 		{"no routes", "robots: {}\n", "no routes"},
 		{"nameless route", "routes:\n  - robots: [robot-1]\n", "route 1 has no name"},
@@ -238,5 +269,75 @@ func TestRoutesFileErrors(t *testing.T) {
 	_, err := Load([]string{"RELAY_ROUTES_FILE=/nonexistent/routes.yaml"})
 	if err == nil || !strings.HasPrefix(err.Error(), "RELAY_ROUTES_FILE: ") {
 		t.Errorf("missing routes file: %v", err)
+	}
+}
+
+// TestRoutesFileWithoutCatchAllKeepsEnvRobots: a routes file written for one
+// project must not lose every other project's alerts.
+func TestRoutesFileWithoutCatchAllKeepsEnvRobots(t *testing.T) {
+	p := writeRoutes(t, "robots:\n  ops: {token: "+tok2+"}\nroutes:\n  - name: payments\n    match: {projects: [payments]}\n    robots: [ops]\n")
+	c, err := Load([]string{"DINGTALK_TOKENS=" + tok1, "DINGTALK_AT_MOBILES=13800000000", "RELAY_ROUTES_FILE=" + p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Routes) != 2 {
+		t.Fatalf("routes %+v, want payments then the robots of DINGTALK_TOKENS", c.Routes)
+	}
+	last := c.Routes[1]
+	if !last.CatchAll() || strings.Join(last.Robots, ",") != "robot-1" || strings.Join(last.Mentions.Mobiles, ",") != "13800000000" {
+		t.Errorf("catch-all %+v, want robot-1 with DINGTALK_AT_MOBILES", last)
+	}
+	if len(c.Warnings) != 0 {
+		t.Errorf("warnings %q", c.Warnings)
+	}
+}
+
+func TestRoutesFileWarnings(t *testing.T) {
+	for _, c := range []struct {
+		name, yaml string
+		env        []string
+		want       []string
+	}{
+		{"env robots no route uses", "robots:\n  ops: {token: " + tok2 + "}\nroutes:\n  - name: all\n    robots: [ops]\n",
+			[]string{"DINGTALK_TOKENS=" + tok1}, []string{"no route sends to robot-1 of DINGTALK_TOKENS"}},
+		{"env mentions unused", "routes:\n  - name: all\n    robots: [robot-1]\n",
+			[]string{"DINGTALK_TOKENS=" + tok1, "DINGTALK_AT_MOBILES=13800000000"}, []string{"DINGTALK_AT_MOBILES / DINGTALK_AT_ALL are not used"}},
+		{"no catch-all at all", "robots:\n  ops: {token: " + tok2 + "}\nroutes:\n  - name: p\n    match: {projects: [p]}\n    robots: [ops]\n",
+			nil, []string{"no route takes every alert", "no_route"}},
+	} {
+		p := writeRoutes(t, c.yaml)
+		cfg, err := Load(append(c.env, "RELAY_ROUTES_FILE="+p))
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		all := strings.Join(cfg.Warnings, "\n")
+		for _, w := range c.want {
+			if !strings.Contains(all, w) {
+				t.Errorf("%s: warnings %q lack %q", c.name, cfg.Warnings, w)
+			}
+		}
+	}
+}
+
+func TestSeveralClientSecrets(t *testing.T) {
+	c, err := Load([]string{"SENTRY_CLIENT_SECRET=secret-of-sentry-io\nsecret-of-self-hosted\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.ClientSecrets, ",") != "secret-of-sentry-io,secret-of-self-hosted" {
+		t.Errorf("client secrets %q", c.ClientSecrets)
+	}
+	if _, err := Load([]string{"SENTRY_CLIENT_SECRET=a\n\nb"}); err == nil || !strings.Contains(err.Error(), "SENTRY_CLIENT_SECRET line 2 is empty") {
+		t.Errorf("empty line: %v", err)
+	}
+}
+
+func TestMobiles(t *testing.T) {
+	for m, ok := range map[string]bool{"13800000000": true, "+86-13800000000": true, "+1-2025550123": true,
+		"138-0000-0000": false, "+86 13800000000": false, "8613800000000x": false} {
+		_, err := Load([]string{"DINGTALK_AT_MOBILES=" + m})
+		if (err == nil) != ok {
+			t.Errorf("%q: err %v, want accepted=%v", m, err, ok)
+		}
 	}
 }

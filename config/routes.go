@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -13,45 +15,34 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dingtalk"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/route"
 )
 
 // routesFile is the YAML routes file (RELAY_ROUTES_FILE). Unknown keys are
-// errors, so a typo cannot silently drop a rule.
+// errors, so a typo cannot silently drop a rule. Robots are decoded by
+// their type (see robotHeader).
 type routesFile struct {
-	Robots map[string]robotEntry `yaml:"robots"`
-	Routes []routeEntry          `yaml:"routes"`
+	Robots map[string]yaml.Node `yaml:"robots"`
+	Routes []route.Route        `yaml:"routes"`
 }
 
-type robotEntry struct {
-	Token      string `yaml:"token"`
-	TokenFile  string `yaml:"token_file"`
-	Secret     string `yaml:"secret"`
-	SecretFile string `yaml:"secret_file"`
-	Keyword    string `yaml:"keyword"`
-	MsgType    string `yaml:"msgtype"`
+// robotHeader is what every robot entry may say besides its type's own
+// settings.
+type robotHeader struct {
+	// Type is the receiver's kind; dingtalk when omitted.
+	Type string `yaml:"type"`
 }
 
-type routeEntry struct {
-	Name     string        `yaml:"name"`
-	Match    *matchEntry   `yaml:"match"`
-	Robots   []string      `yaml:"robots"`
-	Mentions mentionsEntry `yaml:"mentions"`
-	MsgType  string        `yaml:"msgtype"`
-	Continue bool          `yaml:"continue"`
-}
-
-type matchEntry struct {
-	Projects     []string `yaml:"projects"`
-	Environments []string `yaml:"environments"`
-	Levels       []string `yaml:"levels"`
-	Resources    []string `yaml:"resources"`
-}
-
-type mentionsEntry struct {
-	Mobiles []string `yaml:"mobiles"`
-	UserIDs []string `yaml:"user_ids"`
-	Levels  []string `yaml:"levels"`
-	All     bool     `yaml:"all"`
+// dingtalkEntry is a DingTalk robot in the routes file.
+type dingtalkEntry struct {
+	robotHeader `yaml:",inline"`
+	Token       string `yaml:"token"`
+	TokenFile   string `yaml:"token_file"`
+	Secret      string `yaml:"secret"`
+	SecretFile  string `yaml:"secret_file"`
+	Keyword     string `yaml:"keyword"`
+	MsgType     string `yaml:"msgtype"`
 }
 
 // nameRE is what robot and route names may contain: route names appear in
@@ -59,8 +50,10 @@ type mentionsEntry struct {
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
 // loadRoutes reads RELAY_ROUTES_FILE: its robots join those of
-// DINGTALK_TOKENS, and its routes replace the implicit default route.
-func (c *Config) loadRoutes() error {
+// DINGTALK_TOKENS, and its routes replace the implicit default route; when
+// none of them takes every alert, the robots of DINGTALK_TOKENS (with
+// envMentions) do, after them.
+func (c *Config) loadRoutes(envMentions route.Mentions) error {
 	file := c.RoutesFile
 	raw, err := os.ReadFile(file)
 	if err != nil {
@@ -75,85 +68,196 @@ func (c *Config) loadRoutes() error {
 	if err := dec.Decode(&rf); err != nil {
 		return fail("%s", yamlError(err))
 	}
+	envRobots := c.names()
 	names := map[string]bool{}
-	for _, r := range c.Robots {
-		names[r.Name] = true
+	for _, n := range envRobots {
+		names[n] = true
 	}
 	tokens := map[string]string{}
 	for _, r := range c.Robots {
-		tokens[r.Token] = r.Name
+		tokens[r.DingTalk.Token] = r.Name
 	}
-	var robotNames []string
-	for name := range rf.Robots {
-		robotNames = append(robotNames, name)
-	}
-	slices.Sort(robotNames)
-	for _, name := range robotNames {
-		e := rf.Robots[name]
-		r, err := e.robot(name, c.APIURL)
-		if err != nil {
-			return fail("robot %q: %v", name, err)
-		}
+	for _, name := range slices.Sorted(maps.Keys(rf.Robots)) {
+		node := rf.Robots[name]
 		if !nameRE.MatchString(name) {
 			return fail("robot %q: names may contain letters, digits, '.', '_' and '-'", name)
 		}
 		if names[name] {
 			return fail("robot %q: the name is taken by a robot of DINGTALK_TOKENS", name)
 		}
-		if other, dup := tokens[r.Token]; dup {
-			return fail("robot %q: same token as robot %q", name, other)
+		r, err := c.robot(name, &node)
+		if err != nil {
+			return fail("robot %q: %v", name, err)
 		}
-		names[name], tokens[r.Token] = true, name
+		if r.DingTalk != nil {
+			if other, dup := tokens[r.DingTalk.Token]; dup {
+				return fail("robot %q: same token as robot %q", name, other)
+			}
+			tokens[r.DingTalk.Token] = name
+		}
+		names[name] = true
 		c.Robots = append(c.Robots, r)
 	}
 	if len(rf.Routes) == 0 {
 		return fail("no routes: add at least one (a route without match is a catch-all)")
 	}
 	seen := map[string]bool{}
-	for i, e := range rf.Routes {
-		if e.Name == "" {
+	catchAll := false
+	for i, rt := range rf.Routes {
+		if rt.Name == "" {
 			return fail("route %d has no name", i+1)
 		}
-		rt, err := e.route(names, c.Robots)
-		if err != nil {
-			return fail("route %q: %v", e.Name, err)
+		if err := c.checkRoute(rt, names); err != nil {
+			return fail("route %q: %v", rt.Name, err)
 		}
-		if seen[e.Name] {
-			return fail("route %q is defined twice", e.Name)
+		if seen[rt.Name] {
+			return fail("route %q is defined twice", rt.Name)
 		}
-		seen[e.Name] = true
+		seen[rt.Name] = true
+		catchAll = catchAll || rt.CatchAll()
 		c.Routes = append(c.Routes, rt)
 	}
+	c.envFallback(envRobots, envMentions, catchAll, seen)
 	return nil
 }
 
-func (e robotEntry) robot(name, apiURL string) (Robot, error) {
+// envFallback makes the robots of DINGTALK_TOKENS the catch-all when the
+// routes file has none, and says what no route can reach: a routes file
+// written for one project must not silently lose every other project's
+// alerts.
+func (c *Config) envFallback(envRobots []string, envMentions route.Mentions, catchAll bool, taken map[string]bool) {
+	envMentioned := len(envMentions.Mobiles) > 0 || envMentions.All
+	switch {
+	case !catchAll && len(envRobots) > 0:
+		name := "default"
+		if taken[name] {
+			name = "dingtalk-tokens"
+		}
+		c.Routes = append(c.Routes, route.Route{Name: name, Robots: envRobots, Mentions: envMentions})
+		return
+	case !catchAll:
+		c.Warnings = append(c.Warnings, "no route takes every alert and DINGTALK_TOKENS is empty: an alert no route matches is answered 200 ignored, logged at warn and counted as outcome no_route; add a route without match to catch the rest")
+	}
+	if unused := c.unreachable(envRobots); len(unused) > 0 {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("no route sends to %s of DINGTALK_TOKENS: name them in a route of %s, or remove them", strings.Join(unused, ", "), c.RoutesFile))
+	}
+	if envMentioned {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("DINGTALK_AT_MOBILES / DINGTALK_AT_ALL are not used: the routes of %s take every alert and set their own mentions (mentions: in a route)", c.RoutesFile))
+	}
+}
+
+// unreachable returns the robots of names that no route sends to.
+func (c *Config) unreachable(names []string) []string {
+	var out []string
+	for _, n := range names {
+		if !slices.ContainsFunc(c.Routes, func(rt route.Route) bool { return slices.Contains(rt.Robots, n) }) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// robot decodes one robot entry by its type.
+func (c *Config) robot(name string, node *yaml.Node) (Receiver, error) {
+	if node.Kind != yaml.MappingNode {
+		return Receiver{}, fmt.Errorf("line %d: expected the robot's settings (key: value lines), got %s", node.Line, yamlKind(node))
+	}
+	var h robotHeader
+	if err := node.Decode(&h); err != nil {
+		return Receiver{}, errors.New(yamlError(err))
+	}
+	switch h.Type {
+	case "", TypeDingTalk:
+		var e dingtalkEntry
+		if err := decodeStrict(node, &e); err != nil {
+			return Receiver{}, err
+		}
+		r, err := e.robot(name, c.APIURL, c.Keyword)
+		if err != nil {
+			return Receiver{}, err
+		}
+		return Receiver{Name: name, Type: TypeDingTalk, DingTalk: r}, nil
+	}
+	return Receiver{}, fmt.Errorf("line %d: type %q: use dingtalk", node.Line, h.Type)
+}
+
+func (e dingtalkEntry) robot(name, apiURL, keyword string) (*dingtalk.Robot, error) {
 	token, err := oneOf("token", e.Token, e.TokenFile)
 	if err != nil {
-		return Robot{}, err
+		return nil, err
 	}
 	if token == "" {
-		return Robot{}, errors.New("no token (token or token_file)")
+		return nil, errors.New("no token (token or token_file)")
 	}
 	secret, err := oneOf("secret", e.Secret, e.SecretFile)
 	if err != nil {
-		return Robot{}, err
+		return nil, err
 	}
 	tok, endpoint, err := ParseToken(token, apiURL)
 	if err != nil {
-		return Robot{}, fmt.Errorf("token: %w", err)
+		return nil, fmt.Errorf("token: %w", err)
 	}
 	if secret != "" && secret != "-" {
 		if err := ValidSecret(secret); err != nil {
-			return Robot{}, fmt.Errorf("secret: %w", err)
+			return nil, fmt.Errorf("secret: %w", err)
 		}
 	} else {
 		secret = ""
 	}
 	if err := validType(e.MsgType); err != nil {
-		return Robot{}, err
+		return nil, err
 	}
-	return Robot{Name: name, Token: tok, URL: endpoint, Secret: secret, Keyword: strings.TrimSpace(e.Keyword), Type: e.MsgType}, nil
+	if k := strings.TrimSpace(e.Keyword); k != "" {
+		keyword = k
+	}
+	return &dingtalk.Robot{
+		Name: name, Token: tok, URL: endpoint, Secret: secret, Keyword: keyword, MsgType: e.MsgType,
+		Where: fmt.Sprintf("robot %s in the routes file", name), SecretWhere: fmt.Sprintf("the secret of robot %s in the routes file", name),
+	}, nil
+}
+
+// decodeStrict decodes a mapping node into v, refusing keys v has no field
+// for, with the line of the first one.
+func decodeStrict(node *yaml.Node, v any) error {
+	if node.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: expected the robot's settings (key: value lines), got %s", node.Line, yamlKind(node))
+	}
+	known := yamlKeys(reflect.TypeOf(v).Elem())
+	for i := 0; i+1 < len(node.Content); i += 2 {
+		if k := node.Content[i]; !slices.Contains(known, k.Value) {
+			return fmt.Errorf("line %d: %q is not a key of this robot type (%s)", k.Line, k.Value, strings.Join(known, ", "))
+		}
+	}
+	if err := node.Decode(v); err != nil {
+		return errors.New(yamlError(err))
+	}
+	return nil
+}
+
+// yamlKeys lists the YAML keys of a struct type, inlined structs included.
+func yamlKeys(t reflect.Type) []string {
+	var keys []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		switch {
+		case opts == "inline":
+			keys = append(keys, yamlKeys(f.Type)...)
+		case name != "" && name != "-":
+			keys = append(keys, name)
+		}
+	}
+	return keys
+}
+
+func yamlKind(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		return fmt.Sprintf("the value %q", n.Value)
+	}
+	return "something else"
 }
 
 // oneOf returns a value given inline or through a file, not both.
@@ -171,60 +275,59 @@ func oneOf(field, inline, file string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-func (e routeEntry) route(robotNames map[string]bool, robots []Robot) (Route, error) {
-	if !nameRE.MatchString(e.Name) {
-		return Route{}, errors.New("names may contain letters, digits, '.', '_' and '-' (they appear in webhook URLs)")
+// checkRoute validates a route of the routes file against the robots
+// configured.
+func (c *Config) checkRoute(rt route.Route, robotNames map[string]bool) error {
+	if !nameRE.MatchString(rt.Name) {
+		return errors.New("names may contain letters, digits, '.', '_' and '-' (they appear in webhook URLs)")
 	}
-	rt := Route{Name: e.Name, Robots: e.Robots, Type: e.MsgType, Continue: e.Continue}
-	if len(e.Robots) == 0 {
-		return Route{}, errors.New("no robots")
+	if len(rt.Robots) == 0 {
+		return errors.New("no robots")
 	}
-	for _, r := range e.Robots {
+	for _, r := range rt.Robots {
 		if !robotNames[r] {
-			return Route{}, fmt.Errorf("unknown robot %q", r)
+			return fmt.Errorf("unknown robot %q", r)
 		}
 	}
-	if e.Match != nil {
-		rt.Match = &Match{Projects: e.Match.Projects, Environments: e.Match.Environments, Levels: e.Match.Levels, Resources: e.Match.Resources}
-		for field, globs := range map[string][]string{
-			"match.projects": e.Match.Projects, "match.environments": e.Match.Environments,
-			"match.levels": e.Match.Levels, "match.resources": e.Match.Resources,
-		} {
-			if err := validGlobs(field, globs); err != nil {
-				return Route{}, err
+	if m := rt.Match; m != nil {
+		for _, f := range []struct {
+			field string
+			globs []string
+		}{{"match.projects", m.Projects}, {"match.environments", m.Environments}, {"match.levels", m.Levels}, {"match.resources", m.Resources}} {
+			if err := validGlobs(f.field, f.globs); err != nil {
+				return err
 			}
 		}
 	}
-	m := e.Mentions
+	m := rt.Mentions
 	if err := validGlobs("mentions.levels", m.Levels); err != nil {
-		return Route{}, err
+		return err
 	}
 	for _, mob := range m.Mobiles {
 		if !formatter.ValidMobile(mob) {
-			return Route{}, fmt.Errorf("mentions.mobiles: %q is not a mobile number", mob)
+			return fmt.Errorf("mentions.mobiles: %q is not a mobile number DingTalk can ping: %s", mob, formatter.MobileRule)
 		}
 	}
 	for _, id := range m.UserIDs {
-		if strings.TrimSpace(id) == "" || strings.ContainsAny(id, " ,@") {
-			return Route{}, fmt.Errorf("mentions.user_ids: %q is not a DingTalk user id", id)
+		if !formatter.ValidUserID(id) {
+			return fmt.Errorf("mentions.user_ids: %q is not a DingTalk user id", id)
 		}
 	}
-	rt.Mentions = Mentions(m)
-	if err := validType(e.MsgType); err != nil {
-		return Route{}, err
+	if err := validType(rt.Type); err != nil {
+		return err
 	}
 	mentions := len(m.Mobiles) > 0 || len(m.UserIDs) > 0 || m.All
-	for _, name := range e.Robots {
-		t := e.MsgType
-		if t == "" {
-			i := slices.IndexFunc(robots, func(r Robot) bool { return r.Name == name })
-			t = robots[i].Type
+	for _, name := range rt.Robots {
+		r, _ := c.Receiver(name)
+		t := rt.Type
+		if t == "" && r.DingTalk != nil {
+			t = r.DingTalk.MsgType
 		}
 		if mentions && t == formatter.TypeActionCard {
-			return Route{}, fmt.Errorf("robot %q sends actionCard messages, which cannot @-mention anyone: remove the mentions or use msgtype markdown", name)
+			return fmt.Errorf("robot %q sends actionCard messages, which cannot @-mention anyone: remove the mentions or use msgtype markdown", name)
 		}
 	}
-	return rt, nil
+	return nil
 }
 
 func validType(t string) error {
@@ -243,24 +346,52 @@ func validGlobs(field string, globs []string) error {
 	return nil
 }
 
-var yamlKeys = strings.NewReplacer(
+var yamlTypes = strings.NewReplacer(
 	"not found in type config.routesFile", "is not a known key (robots, routes)",
-	"not found in type config.robotEntry", "is not a robot key (token, token_file, secret, secret_file, keyword, msgtype)",
-	"not found in type config.routeEntry", "is not a route key (name, match, robots, mentions, msgtype, continue)",
-	"not found in type config.matchEntry", "is not a match key (projects, environments, levels, resources)",
-	"not found in type config.mentionsEntry", "is not a mentions key (mobiles, user_ids, levels, all)",
-	"into config.", "into ",
+	"not found in type route.Route", "is not a route key (name, match, robots, mentions, msgtype, continue)",
+	"not found in type route.Match", "is not a match key (projects, environments, levels, resources)",
+	"not found in type route.Mentions", "is not a mentions key (mobiles, user_ids, levels, all)",
 )
 
-// yamlError turns the decoder's errors into "line N: ..." lines.
+// yamlJargon turns the YAML parser's words into what to do.
+var yamlJargon = []struct{ re, say string }{
+	{`mapping values are not allowed in this context`, "a ':' where YAML expects none: quote a value that contains ': ' (\"a: b\"), or fix the indentation"},
+	{`did not find expected key`, "the indentation is off: the keys of one block must line up, and list items start with '- '"},
+	{`did not find expected '-' indicator`, "a list item is not lined up with the others (each starts with '- ' at the same column)"},
+	{`found character that cannot start any token`, "a character YAML cannot start a value with: a tab used to indent (YAML indents with spaces), or a value that needs quotes"},
+	{`found a tab character that violates indentation`, "a tab used to indent: YAML indents with spaces"},
+	{`could not find expected ':'`, "a key without ':' after it"},
+	{`found unexpected end of stream`, "the file ends inside a quoted value or a bracket: close it"},
+	{`did not find expected node content`, "a value is missing (a '-' or ':' with nothing after it?)"},
+	{`cannot unmarshal !!str ` + "`" + `([^` + "`" + `]*)` + "`" + ` into \[\]string`, "expected a list ([a, b], or lines starting with '- '), got $1"},
+	{`cannot unmarshal !!seq into (string|bool)`, "expected a single value, got a list"},
+	{`cannot unmarshal !!map into (string|bool|\[\]string)`, "expected a value or a list, got key: value lines"},
+	{`cannot unmarshal !!str ` + "`" + `([^` + "`" + `]*)` + "`" + ` into bool`, "expected true or false, got $1"},
+	{`cannot unmarshal !!(\w+) ` + "`" + `?([^` + "`" + `]*)` + "`" + `? into [\w.\[\]]+`, "this key's value has the wrong form ($2)"},
+}
+
+var yamlJargonRE = func() []*regexp.Regexp {
+	out := make([]*regexp.Regexp, len(yamlJargon))
+	for i, j := range yamlJargon {
+		out[i] = regexp.MustCompile(j.re)
+	}
+	return out
+}()
+
+// yamlError turns the decoder's errors into "line N: ..." lines in plain
+// words.
 func yamlError(err error) string {
 	var te *yaml.TypeError
+	msgs := []string{strings.TrimPrefix(err.Error(), "yaml: ")}
 	if errors.As(err, &te) {
-		msgs := make([]string, len(te.Errors))
-		for i, m := range te.Errors {
-			msgs[i] = yamlKeys.Replace(m)
-		}
-		return strings.Join(msgs, "; ")
+		msgs = te.Errors
 	}
-	return strings.TrimPrefix(err.Error(), "yaml: ")
+	for i, m := range msgs {
+		m = yamlTypes.Replace(m)
+		for j, re := range yamlJargonRE {
+			m = re.ReplaceAllString(m, yamlJargon[j].say)
+		}
+		msgs[i] = m
+	}
+	return strings.Join(msgs, "; ")
 }

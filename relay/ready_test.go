@@ -1,18 +1,29 @@
 package relay
 
 import (
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dispatch"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/queue"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/ratelimit"
 )
 
 func TestReadyz(t *testing.T) {
-	r, err := New(Options{DataDir: t.TempDir(), RatePerMinute: 18, MaxBodyBytes: 1 << 20})
+	store, err := queue.OpenBolt(t.TempDir(), queue.BoltOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.readyOnce = 0 // check the store on every probe
+	r, err := New(Options{MaxBodyBytes: 1 << 20, Receivers: []dispatch.Receiver{DryRun(slog.New(slog.DiscardHandler), formatter.Renderer{})},
+		Storage: Storage{Store: store, Limiter: ratelimit.NewWindow(ratelimit.Period, nil)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.readyMaxAge = 0 // check the store on every probe
 	probe := func() (int, string) {
 		rec := httptest.NewRecorder()
 		r.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))

@@ -1,6 +1,7 @@
 // Package relay runs the sentry-dingtalk-relay service: the HTTP server
-// Sentry posts to, the durable queue, and the dispatcher that delivers to
-// DingTalk.
+// Sentry posts to, readiness, the admin socket, and the dispatcher that
+// delivers to the receivers. It is handed its receivers, routes and store,
+// built once from the configuration (package main does that).
 package relay
 
 import (
@@ -10,10 +11,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -21,65 +21,44 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
-	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dingtalk"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter/sentry"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/admin"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dispatch"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/metrics"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/queue"
-	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/ratelimit"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/route"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/webhook"
 )
-
-// Robot is a configured DingTalk robot.
-type Robot struct {
-	dingtalk.Robot
-	// Keyword is the robot's custom keyword ("" for none).
-	Keyword string
-	// Type is the message type: formatter.TypeMarkdown or TypeActionCard.
-	Type string
-}
 
 // Options configure a Relay.
 type Options struct {
 	// Addr is the listen address of the HTTP server.
 	Addr string
-	// DataDir holds the queue and the admin socket.
+	// DataDir holds the admin socket (and the store, which Storage opened).
 	DataDir string
 	// MaxBodyBytes is the largest webhook body accepted.
 	MaxBodyBytes int64
-	// ClientSecret verifies Integration Platform signatures when set.
-	ClientSecret string
+	// ClientSecrets verify Integration Platform signatures when set: one
+	// per Sentry integration.
+	ClientSecrets []string
 	// WebhookToken is required as ?token= on legacy webhooks when set.
 	WebhookToken string
 	// SentryURL builds links payloads lack.
 	SentryURL string
-	// RatePerMinute is each robot's send budget per sliding minute.
-	RatePerMinute int
 	// MaxAge is how long an alert may wait before it is a dead letter.
 	MaxAge time.Duration
-	// DedupeWindow is how long a Sentry delivery is remembered.
-	DedupeWindow time.Duration
 	// ShutdownTimeout bounds the graceful shutdown.
 	ShutdownTimeout time.Duration
-	// Robots are the robots; none means dry run (cards are logged).
-	Robots []Robot
-	// Routes choose robots by name; they must name existing robots.
-	// Without robots, one route to the dry-run robot is used.
+	// Receivers are the receivers (a dry-run one when none is configured).
+	Receivers []dispatch.Receiver
+	// Routes choose receivers by name.
 	Routes []route.Route
-	// Renderer holds the card settings shared by all robots (language,
-	// zone, template); each robot adds its keyword and type.
-	Renderer formatter.Renderer
-	// HTTPClient sends to DingTalk; nil means dingtalk.NewHTTPClient().
-	HTTPClient *http.Client
+	// Storage is the store and what goes with it.
+	Storage Storage
 	// Log is the logger; nil discards.
 	Log *slog.Logger
 	// Middleware wraps the HTTP handler (error reporting).
 	Middleware []func(http.Handler) http.Handler
-	// RedisURL, when set, puts the queue, the rate limit, the dedupe
-	// memory and the robots' leases in Redis, shared by several relays;
-	// DataDir then only holds a spool for Redis outages.
-	RedisURL string
 	// Version is reported by the build_info metric.
 	Version string
 	// Now is the clock; nil means time.Now.
@@ -91,7 +70,7 @@ type Options struct {
 type Store interface {
 	webhook.Queue
 	dispatch.Store
-	DeadLetterStore
+	admin.Store
 	// Check reports whether alerts can be stored.
 	Check(ctx context.Context) error
 	// Sweep forgets expired dedupe keys.
@@ -99,8 +78,24 @@ type Store interface {
 	Close() error
 }
 
-// DryRunRobot names the robot that only logs cards.
-const DryRunRobot = "dry-run"
+// Storage is a store with the limiter and the lock that go with it: in
+// memory beside bbolt, shared in Redis beside the Redis store.
+type Storage struct {
+	Store   Store
+	Limiter dispatch.Limiter
+	// Lock is set when several relays share the store.
+	Lock dispatch.Lock
+	// Poll is how often a worker looks at a queue other relays fill; 0
+	// when the store wakes the workers itself.
+	Poll time.Duration
+}
+
+// orphanBurier is a store that turns what waits for receivers no longer
+// configured into dead letters (the local one: with Redis, a relay still
+// running the old configuration during a rollout may be delivering them).
+type orphanBurier interface {
+	BuryOthers(ctx context.Context, keep func(key string) bool, reason string) (map[string]int, error)
+}
 
 // Relay is a running relay.
 type Relay struct {
@@ -112,16 +107,19 @@ type Relay struct {
 	registry   *prometheus.Registry
 	metrics    *metrics.Metrics
 	handler    http.Handler
-	robots     []dispatch.Robot
+	receivers  []dispatch.Receiver
+	names      map[string]string // queue key -> name
+	health     *storeHealth
 	draining   atomic.Bool
 
-	readyMu   sync.Mutex
-	readyAt   time.Time
-	readyErr  error
-	readyOnce time.Duration
+	readyMu     sync.Mutex
+	readyAt     time.Time
+	readyErr    error
+	readyMaxAge time.Duration
 }
 
-// New opens the queue in DataDir and builds the relay.
+// New builds the relay on opts.Storage; Run starts it. Until Run, Close
+// releases the store.
 func New(opts Options) (*Relay, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
@@ -129,10 +127,12 @@ func New(opts Options) (*Relay, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.HTTPClient == nil {
-		opts.HTTPClient = dingtalk.NewHTTPClient()
+	if len(opts.Receivers) == 0 {
+		return nil, errors.New("relay: no receivers (the dry run is one)")
 	}
-	r := &Relay{opts: opts, log: opts.Log, registry: prometheus.NewRegistry(), readyOnce: time.Second}
+	r := &Relay{opts: opts, log: opts.Log, store: opts.Storage.Store, registry: prometheus.NewRegistry(),
+		receivers: opts.Receivers, names: map[string]string{}, readyMaxAge: time.Second}
+	r.health = &storeHealth{Queue: r.store, now: opts.Now, window: storeFailureWindow}
 	r.metrics = metrics.New(r.registry)
 	r.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -141,136 +141,51 @@ func New(opts Options) (*Relay, error) {
 	buildInfo.WithLabelValues(opts.Version).Set(1)
 	r.registry.MustRegister(buildInfo)
 
-	robots, routes, err := r.robotsAndRoutes()
+	keys := map[string]string{}
+	var named []metrics.Receiver
+	for _, rc := range opts.Receivers {
+		keys[rc.Name] = rc.Key
+		r.names[rc.Key] = rc.Name
+		named = append(named, metrics.Receiver{Name: rc.Name, Type: rc.Type})
+	}
+	routes, err := route.Resolve(opts.Routes, keys)
 	if err != nil {
 		return nil, err
 	}
-	r.robots = robots
 	r.router = route.New(routes)
+	r.metrics.Init(named, sentry.CardActions())
 
-	// The store tells the dispatcher when deliveries can be read; the
-	// dispatcher exists before the first webhook can arrive.
-	wake := func(robot string) { r.dispatcher.Wake(robot) }
-	names := map[string]string{}
-	for _, rb := range robots {
-		names[rb.Key] = rb.Name
-	}
-	dcfg := dispatch.Config{Metrics: r.metrics, Log: opts.Log, MaxAge: opts.MaxAge, Now: opts.Now}
-	if opts.RedisURL != "" {
-		store, err := queue.OpenRedis(opts.RedisURL, queue.RedisOptions{
-			DedupeWindow: opts.DedupeWindow, SpoolDir: filepath.Join(opts.DataDir, "spool"), Migrate: opts.DataDir,
-			Notify: wake, Log: opts.Log,
-		})
+	if o, ok := r.store.(orphanBurier); ok {
+		keep := func(key string) bool { _, ok := r.names[key]; return ok }
+		buried, err := o.BuryOthers(context.Background(), keep, "robot no longer configured")
 		if err != nil {
 			return nil, err
 		}
-		r.store = store
-		dcfg.Store, dcfg.Lock = store, store
-		dcfg.Limiter = ratelimit.NewRedis(store.Client(), opts.RatePerMinute, ratelimit.Period, store.Consumer())
-		// Other relays queue alerts for the robots this one drains.
-		dcfg.Poll = time.Second
-	} else {
-		store, err := queue.OpenBolt(opts.DataDir, queue.BoltOptions{DedupeWindow: opts.DedupeWindow, Now: opts.Now, Notify: wake, Log: opts.Log})
-		if err != nil {
-			return nil, err
+		for key, n := range buried {
+			r.metrics.DeadLetters.WithLabelValues(key, "orphaned").Add(float64(n))
+			r.log.Warn("alerts were queued for a robot that is no longer configured; they are dead letters now (see `deadletters list`, `deadletters replay --all --robot NAME`)",
+				"robot_key", key, "alerts", n)
 		}
-		r.store = store
-		if err := r.buryOrphans(store, names); err != nil {
-			store.Close()
-			return nil, err
-		}
-		dcfg.Store = store
-		dcfg.Limiter = ratelimit.NewWindow(opts.RatePerMinute, ratelimit.Period, opts.Now)
 	}
-	r.registry.MustRegister(metrics.NewQueueDepth(names, r.store.Depth))
-	r.dispatcher = dispatch.New(dcfg, robots)
+	r.registry.MustRegister(metrics.NewQueueDepth(r.names, func(key string) int { return r.store.Depth(context.Background(), key) }))
+	r.dispatcher = dispatch.New(dispatch.Config{
+		Store: r.store, Limiter: opts.Storage.Limiter, Lock: opts.Storage.Lock, Poll: opts.Storage.Poll,
+		Metrics: r.metrics, Log: opts.Log, MaxAge: opts.MaxAge, Now: opts.Now,
+	}, opts.Receivers)
 	r.handler = r.routes()
 	return r, nil
 }
 
-// robotsAndRoutes builds the dispatcher's robots and resolves route robot
-// names to queue keys.
-func (r *Relay) robotsAndRoutes() ([]dispatch.Robot, []route.Route, error) {
-	client := &dingtalk.Client{HTTP: r.opts.HTTPClient, Now: r.opts.Now}
-	robots := r.opts.Robots
-	routes := r.opts.Routes
-	var dry *dryRun
-	if len(robots) == 0 {
-		robots = []Robot{{Robot: dingtalk.Robot{Name: DryRunRobot, Token: DryRunRobot}}}
-		dry = &dryRun{log: r.log}
-		m := route.Mentions{}
-		if len(routes) > 0 {
-			m = routes[0].Mentions
-		}
-		routes = []route.Route{{Name: "default", Robots: []string{DryRunRobot}, Mentions: m}}
+// Wake tells the dispatcher that deliveries for the receiver key wait: the
+// store calls it once they can be read.
+func (r *Relay) Wake(key string) {
+	if r.dispatcher != nil {
+		r.dispatcher.Wake(key)
 	}
-	keys := map[string]string{}
-	var out []dispatch.Robot
-	for _, rb := range robots {
-		rend := r.opts.Renderer
-		if rb.Keyword != "" {
-			rend.Keyword = rb.Keyword
-		}
-		if rb.Type != "" {
-			rend.Type = rb.Type
-		}
-		key := queue.RobotKey(rb.Token)
-		if dry != nil {
-			key = DryRunRobot
-		}
-		keys[rb.Name] = key
-		var n dispatch.Notifier = client
-		if dry != nil {
-			n = dry
-		}
-		out = append(out, dispatch.Robot{Robot: rb.Robot, Key: key, Renderer: &rend, Notifier: n})
-	}
-	resolved := make([]route.Route, len(routes))
-	for i, rt := range routes {
-		rt.Robots = nil
-		for _, name := range routes[i].Robots {
-			key, ok := keys[name]
-			if !ok {
-				return nil, nil, fmt.Errorf("route %q: unknown robot %q", rt.Name, name)
-			}
-			rt.Robots = append(rt.Robots, key)
-		}
-		resolved[i] = rt
-	}
-	return out, resolved, nil
-}
-
-// buryOrphans turns deliveries queued for robots no longer configured into
-// dead letters, where they can be listed and replayed to another robot.
-// (Only on the local store: with Redis, a relay still running the old
-// configuration during a rollout may be delivering them.)
-func (r *Relay) buryOrphans(store *queue.Bolt, names map[string]string) error {
-	for _, key := range store.Robots() {
-		if _, ok := names[key]; ok {
-			continue
-		}
-		ds, err := store.Pending(context.Background(), key, 1<<30)
-		if err != nil {
-			return err
-		}
-		ids := make([]string, len(ds))
-		for i, d := range ds {
-			ids[i] = d.ID
-		}
-		if err := store.Bury(context.Background(), key, ids, "robot no longer configured"); err != nil {
-			return err
-		}
-		r.log.Warn("alerts were queued for a robot that is no longer configured; they are dead letters now (see `deadletters list`, `deadletters replay --all --robot NAME`)",
-			"robot_key", key, "alerts", len(ds))
-	}
-	return nil
 }
 
 // Handler returns the relay's HTTP handler.
 func (r *Relay) Handler() http.Handler { return r.handler }
-
-// Registry returns the relay's metrics registry.
-func (r *Relay) Registry() *prometheus.Registry { return r.registry }
 
 func (r *Relay) routes() http.Handler {
 	mux := chi.NewRouter()
@@ -281,11 +196,11 @@ func (r *Relay) routes() http.Handler {
 		mux.Use(m)
 	}
 	hook := &webhook.Handler{
-		ClientSecret: r.opts.ClientSecret, Token: r.opts.WebhookToken, MaxBody: r.opts.MaxBodyBytes,
-		SentryURL: r.opts.SentryURL, Queue: r.store, Router: r.router,
+		ClientSecrets: r.opts.ClientSecrets, Token: r.opts.WebhookToken, MaxBody: r.opts.MaxBodyBytes,
+		SentryURL: r.opts.SentryURL, Queue: r.health, Router: r.router,
 		Metrics: r.metrics, Log: r.log, Now: r.opts.Now,
 	}
-	action := &webhook.RuleAction{ClientSecret: r.opts.ClientSecret, Router: r.router, Log: r.log}
+	action := &webhook.RuleAction{ClientSecrets: r.opts.ClientSecrets, Router: r.router, Log: r.log}
 	mux.Post("/sentry/webhook", hook.ServeHTTP)
 	mux.Post("/sentry/webhook/{route}", hook.ServeHTTP)
 	mux.Post("/sentry/alert-rule-action", action.Save)
@@ -299,8 +214,8 @@ func (r *Relay) routes() http.Handler {
 	return mux
 }
 
-// ready answers 200 when the queue can take writes and the relay is not
-// shutting down, else 503 with the reason. The store check is cached for a
+// ready answers 200 when alerts can be stored and the relay is not shutting
+// down, else 503 with the reason. The store's own check is cached for a
 // second so a flood of probes cannot become a flood of fsyncs.
 func (r *Relay) ready(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -309,8 +224,13 @@ func (r *Relay) ready(w http.ResponseWriter, req *http.Request) {
 		w.Write([]byte("shutting down\n"))
 		return
 	}
+	if err := r.health.failing(); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "cannot store alerts: %v\n", err)
+		return
+	}
 	r.readyMu.Lock()
-	if now := r.opts.Now(); now.Sub(r.readyAt) >= r.readyOnce {
+	if now := r.opts.Now(); now.Sub(r.readyAt) >= r.readyMaxAge {
 		r.readyErr = r.store.Check(req.Context())
 		r.readyAt = now
 	}
@@ -334,7 +254,10 @@ func (r *Relay) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", r.opts.Addr)
 	if err != nil {
 		r.store.Close()
-		return fmt.Errorf("listen on %s: %w", r.opts.Addr, err)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("RELAY_ADDR %s is in use by another process (another relay?): stop it or choose another port", r.opts.Addr)
+		}
+		return fmt.Errorf("RELAY_ADDR %s: cannot listen: %w", r.opts.Addr, err)
 	}
 	return r.Serve(ctx, ln)
 }
@@ -350,7 +273,13 @@ func (r *Relay) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
 	}
-	admin, err := r.listenAdmin()
+	svc := &admin.Service{Store: r.store, Names: r.names}
+	wake := func(keys []string) {
+		for _, k := range keys {
+			r.Wake(k)
+		}
+	}
+	adm, err := admin.Listen(r.opts.DataDir, svc, wake, r.log, nil)
 	if err != nil {
 		r.log.Warn("admin socket unavailable; deadletters commands need the relay stopped", "err", err)
 	}
@@ -362,10 +291,10 @@ func (r *Relay) Serve(ctx context.Context, ln net.Listener) error {
 
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
-	if admin != nil {
-		go func() { admin.srv.Serve(admin.ln) }()
+	if adm != nil {
+		go adm.Serve()
 	}
-	r.log.Info("relay listening", "addr", ln.Addr().String(), "robots", len(r.robots), "data_dir", r.opts.DataDir)
+	r.log.Info("relay listening", "addr", ln.Addr().String(), "receivers", r.receiverNames(), "data_dir", r.opts.DataDir)
 
 	var runErr error
 	select {
@@ -381,14 +310,15 @@ func (r *Relay) Serve(ctx context.Context, ln net.Listener) error {
 	if timeout <= 0 {
 		timeout = 15 * time.Second
 	}
+	r.log.Info("shutting down: /readyz answers 503, no new webhooks; waiting for webhooks being answered and sends in progress",
+		"timeout", timeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		r.log.Warn("webhooks still in progress at shutdown", "err", err)
 	}
-	if admin != nil {
-		admin.srv.Shutdown(sctx)
-		os.Remove(admin.path)
+	if adm != nil {
+		adm.Shutdown(sctx)
 	}
 	stopDispatch()
 	done := make(chan struct{})
@@ -398,11 +328,20 @@ func (r *Relay) Serve(ctx context.Context, ln net.Listener) error {
 	case <-sctx.Done():
 		r.log.Warn("sends still in progress at shutdown; they will be retried after restart")
 	}
+	r.log.Info("closing the queue: what was accepted is kept for the next start")
 	if err := r.store.Close(); err != nil && runErr == nil {
 		runErr = err
 	}
 	r.log.Info("relay stopped")
 	return runErr
+}
+
+func (r *Relay) receiverNames() []string {
+	out := make([]string, len(r.receivers))
+	for i, rc := range r.receivers {
+		out[i] = rc.Name
+	}
+	return out
 }
 
 // sweep forgets expired dedupe keys now and then.
@@ -428,13 +367,9 @@ func (r *Relay) Close() error {
 	return r.store.Close()
 }
 
-// AdminSocket is the path of the admin socket in a data directory.
-func AdminSocket(dataDir string) string {
-	return filepath.Join(dataDir, "admin.sock")
-}
-
 // recoverer answers 500 for a panicking handler instead of dropping the
-// connection.
+// connection. chi's middleware.Recoverer answers with a stack trace in
+// plain text; Sentry's request log shows this JSON instead.
 func recoverer(log *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {

@@ -17,8 +17,12 @@ import (
 
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/admin"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dingtalk"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dingtalk/dingtalktest"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dispatch"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/queue"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/ratelimit"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/route"
 )
 
@@ -55,7 +59,46 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func start(t *testing.T, dir string, robots []relay.Robot, routes []route.Route) *running {
+// receivers is the receiver table of robots (a dry run when there are
+// none), as the relay's configuration makes it.
+func receivers(robots []dingtalk.Robot, log *slog.Logger) []dispatch.Receiver {
+	base := formatter.Renderer{Language: formatter.LangEN}
+	if len(robots) == 0 {
+		return []dispatch.Receiver{relay.DryRun(log, base)}
+	}
+	client := &dingtalk.Client{HTTP: dingtalk.NewHTTPClient()}
+	var out []dispatch.Receiver
+	for _, r := range robots {
+		if r.Keyword == "" {
+			r.Keyword = "Sentry"
+		}
+		out = append(out, dispatch.Receiver{Name: r.Name, Type: "dingtalk", Key: queue.RobotKey(r.Token),
+			Rate: ratelimit.Rate{PerMinute: 18}, Receiver: dingtalk.NewReceiver(r, base, client)})
+	}
+	return out
+}
+
+// newRelay builds a relay on a bbolt store in dir.
+func newRelay(t *testing.T, dir string, rcvs []dispatch.Receiver, routes []route.Route, log *slog.Logger) *relay.Relay {
+	t.Helper()
+	var r *relay.Relay
+	store, err := queue.OpenBolt(dir, queue.BoltOptions{DedupeWindow: 30 * time.Minute, Notify: func(key string) { r.Wake(key) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err = relay.New(relay.Options{
+		DataDir: dir, MaxBodyBytes: 1 << 20, MaxAge: 24 * time.Hour, ShutdownTimeout: 5 * time.Second,
+		Receivers: rcvs, Routes: routes, Log: log,
+		Storage: relay.Storage{Store: store, Limiter: ratelimit.NewWindow(ratelimit.Period, nil)},
+	})
+	if err != nil {
+		store.Close()
+		t.Fatal(err)
+	}
+	return r
+}
+
+func start(t *testing.T, dir string, robots []dingtalk.Robot, routes []route.Route) *running {
 	t.Helper()
 	dt := dingtalktest.New(dingtalktest.Robot{Token: tokA, Secret: secretA, Keyword: "Sentry"}, dingtalktest.Robot{Token: tokB})
 	ts := dt.Start(t)
@@ -65,16 +108,13 @@ func start(t *testing.T, dir string, robots []relay.Robot, routes []route.Route)
 		}
 	}
 	logs := &syncBuffer{}
-	r, err := relay.New(relay.Options{
-		DataDir: dir, MaxBodyBytes: 1 << 20, RatePerMinute: 18, MaxAge: 24 * time.Hour,
-		DedupeWindow: 30 * time.Minute, ShutdownTimeout: 5 * time.Second,
-		Robots: robots, Routes: routes,
-		Renderer: formatter.Renderer{Language: formatter.LangEN, Keyword: "Sentry"},
-		Log:      slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
-	if err != nil {
-		t.Fatal(err)
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if len(robots) == 0 {
+		for i := range routes {
+			routes[i].Robots = []string{relay.DryRunName}
+		}
 	}
+	r := newRelay(t, dir, receivers(robots, log), routes, log)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +124,7 @@ func start(t *testing.T, dir string, robots []relay.Robot, routes []route.Route)
 	go func() { rr.done <- r.Serve(ctx, ln) }()
 	t.Cleanup(func() { rr.stop(t) })
 	waitFor(t, "the admin socket", func() bool {
-		_, err := relay.DialAdmin(dir)
+		_, err := admin.Dial(dir)
 		return err == nil
 	})
 	return rr
@@ -106,10 +146,10 @@ func (r *running) stop(t *testing.T) {
 	}
 }
 
-func envRobots() []relay.Robot {
-	return []relay.Robot{
-		{Robot: dingtalk.Robot{Name: "robot-1", Token: tokA, Secret: secretA, Line: 1}},
-		{Robot: dingtalk.Robot{Name: "robot-2", Token: tokB, Line: 2}},
+func envRobots() []dingtalk.Robot {
+	return []dingtalk.Robot{
+		{Name: "robot-1", Token: tokA, Secret: secretA},
+		{Name: "robot-2", Token: tokB},
 	}
 }
 
@@ -187,7 +227,7 @@ func TestEndToEnd(t *testing.T) {
 	for _, want := range []string{
 		`sentry_dingtalk_relay_webhooks_received_total{action="triggered",outcome="queued",resource="event_alert"} 1`,
 		`sentry_dingtalk_relay_webhooks_received_total{action="triggered",outcome="queued",resource="legacy"} 1`,
-		`sentry_dingtalk_relay_dingtalk_requests_total{errcode="0",outcome="ok",robot="robot-1"}`,
+		`sentry_dingtalk_relay_sends_total{outcome="ok",robot="robot-1",type="dingtalk"}`,
 		`sentry_dingtalk_relay_queue_depth{robot="robot-2"} 0`,
 		`sentry_dingtalk_relay_delivery_latency_seconds_count`,
 		`sentry_dingtalk_relay_build_info`,
@@ -234,7 +274,7 @@ func TestRestartDeliversQueuedAlerts(t *testing.T) {
 		t.Errorf("orphaned deliveries not reported: %s", r2.logs.String())
 	}
 	// ...which deadletters replay sends to the fixed robot, through the admin socket.
-	c, err := relay.DialAdmin(dir)
+	c, err := admin.Dial(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,10 +282,10 @@ func TestRestartDeliversQueuedAlerts(t *testing.T) {
 	if err != nil || len(list) != 1 || list[0].Reason != "robot no longer configured" || !strings.Contains(list[0].Robot, "not configured") {
 		t.Fatalf("dead letters %+v (%v)", list, err)
 	}
-	if _, err := c.Replay(context.Background(), relay.ReplayRequest{All: true}); err == nil || !strings.Contains(err.Error(), "--robot") {
+	if _, err := c.Replay(context.Background(), admin.ReplayRequest{All: true}); err == nil || !strings.Contains(err.Error(), "--robot") {
 		t.Errorf("replay to a gone robot: %v", err)
 	}
-	res, err := c.Replay(context.Background(), relay.ReplayRequest{All: true, Robot: "robot-2"})
+	res, err := c.Replay(context.Background(), admin.ReplayRequest{All: true, Robot: "robot-2"})
 	if err != nil || res.Replayed != 1 || fmt.Sprint(res.Robots) != "[robot-2]" {
 		t.Fatalf("replay: %+v %v", res, err)
 	}

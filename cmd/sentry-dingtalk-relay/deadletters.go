@@ -7,21 +7,20 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
+	"log/slog"
 	"text/tabwriter"
 	"time"
 
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/config"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
-	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay"
-	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/queue"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/admin"
 )
 
 // deadLetterAdmin is what the deadletters commands need, from the running
 // relay's admin socket or from the data directory directly.
 type deadLetterAdmin interface {
-	List(ctx context.Context) ([]relay.DeadLetterView, error)
-	Replay(ctx context.Context, req relay.ReplayRequest) (relay.ReplayResult, error)
+	List(ctx context.Context) ([]admin.DeadLetter, error)
+	Replay(ctx context.Context, req admin.ReplayRequest) (admin.ReplayResult, error)
 }
 
 // deadLetters lists or replays dead letters. While the relay runs it goes
@@ -36,7 +35,7 @@ func deadLetters(ctx context.Context, args, environ []string, stdout io.Writer) 
 	if err != nil {
 		return err
 	}
-	admin, done, err := openAdmin(cfg)
+	adm, done, err := openAdmin(cfg)
 	if err != nil {
 		return err
 	}
@@ -48,7 +47,7 @@ func deadLetters(ctx context.Context, args, environ []string, stdout io.Writer) 
 		if err := fs.Parse(args); err != nil {
 			return errSilent
 		}
-		list, err := admin.List(ctx)
+		list, err := adm.List(ctx)
 		if err != nil {
 			return err
 		}
@@ -75,7 +74,7 @@ func deadLetters(ctx context.Context, args, environ []string, stdout io.Writer) 
 		if err := fs.Parse(args); err != nil {
 			return errSilent
 		}
-		res, err := admin.Replay(ctx, relay.ReplayRequest{IDs: fs.Args(), All: *all, Robot: *robot})
+		res, err := adm.Replay(ctx, admin.ReplayRequest{IDs: fs.Args(), All: *all, Robot: *robot})
 		if err != nil {
 			return err
 		}
@@ -85,29 +84,19 @@ func deadLetters(ctx context.Context, args, environ []string, stdout io.Writer) 
 	return fmt.Errorf("unknown deadletters command %q: use list or replay", sub)
 }
 
+// openAdmin reaches the running relay's admin socket, or else opens the
+// store that is in RELAY_DATA_DIR (never a new one).
 func openAdmin(cfg *config.Config) (deadLetterAdmin, func(), error) {
-	if c, err := relay.DialAdmin(cfg.DataDir); err == nil {
+	if c, err := admin.Dial(cfg.DataDir); err == nil {
 		return c, func() {}, nil
 	}
-	var store relay.Store
-	var err error
-	if cfg.RedisURL != "" {
-		store, err = queue.OpenRedis(cfg.RedisURL, queue.RedisOptions{SpoolDir: filepath.Join(cfg.DataDir, "spool")})
-	} else {
-		store, err = queue.OpenBolt(cfg.DataDir, queue.BoltOptions{LockTimeout: 500 * time.Millisecond})
-	}
-	if errors.Is(err, queue.ErrLocked) {
-		return nil, nil, fmt.Errorf("a relay is running on %s but its admin socket %s does not answer", cfg.DataDir, relay.AdminSocket(cfg.DataDir))
-	}
+	rt, err := newSetup(cfg, slog.New(slog.DiscardHandler), "")
 	if err != nil {
 		return nil, nil, err
 	}
-	names := map[string]string{}
-	for _, r := range cfg.Robots {
-		names[queue.RobotKey(r.Token)] = r.Name
+	storage, err := openStore(cfg, slog.New(slog.DiscardHandler), nil, existingStore)
+	if err != nil {
+		return nil, nil, err
 	}
-	if len(cfg.Robots) == 0 {
-		names[relay.DryRunRobot] = relay.DryRunRobot
-	}
-	return &relay.DeadLetterAdmin{Store: store, Robots: names}, func() { store.Close() }, nil
+	return &admin.Service{Store: storage.Store, Names: rt.names()}, func() { storage.Store.Close() }, nil
 }

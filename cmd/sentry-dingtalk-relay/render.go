@@ -6,17 +6,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"time"
 
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/config"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter/sentry"
-	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/queue"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/route"
 )
 
-// render prints the DingTalk message a saved Sentry payload produces, for
-// every robot its route picks, without sending anything.
+// render prints the message a saved Sentry payload produces, for every
+// receiver its route picks, without sending anything.
 func render(args, environ []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("render", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -36,11 +37,7 @@ func render(args, environ []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	file := cfg.TemplateFile
-	if *tmpl != "" {
-		file = *tmpl
-	}
-	base, err := renderer(cfg, file)
+	rt, err := newSetup(cfg, slog.New(slog.DiscardHandler), *tmpl)
 	if err != nil {
 		return err
 	}
@@ -58,39 +55,34 @@ func render(args, environ []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rts := routes(cfg)
-	var targets []queue.Target
-	if len(cfg.Robots) == 0 {
-		fmt.Fprintln(stderr, "# no robots configured: the card as the dry run logs it")
-		targets = []queue.Target{{Mentions: rts[0].Mentions.For(wh.Alert)}}
-	} else if targets, err = route.New(rts).Route(wh.Alert, ""); err != nil {
+	keys := map[string]string{}
+	for _, r := range rt.receivers {
+		keys[r.Name] = r.Key
+	}
+	routes, err := route.Resolve(rt.routes, keys)
+	if err != nil {
+		return err
+	}
+	targets, err := route.New(routes).Route(wh.Alert, "")
+	if err != nil {
 		return err
 	}
 	if len(targets) == 0 {
-		return errors.New("no route matches this alert: the relay would answer 200 ignored")
+		return errors.New("no route matches this alert: the relay would answer 200 ignored (outcome no_route)")
 	}
-	byName := map[string]config.Robot{}
-	for _, r := range cfg.Robots {
-		byName[r.Name] = r
+	if rt.dryRun() {
+		fmt.Fprintln(stderr, "# no robots configured: the card as the dry run logs it")
 	}
+	names := rt.names()
 	enc := json.NewEncoder(stdout)
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	for _, t := range targets {
-		rend := base
-		if r, ok := byName[t.Robot]; ok {
+		r, _ := rt.receiver(names[t.Robot])
+		if !rt.dryRun() {
 			fmt.Fprintf(stderr, "# robot %s\n", r.Name)
-			if r.Keyword != "" {
-				rend.Keyword = r.Keyword
-			}
-			if r.Type != "" {
-				rend.Type = r.Type
-			}
 		}
-		if t.Type != "" {
-			rend.Type = t.Type
-		}
-		msg, err := rend.Card(wh.Alert, t.Mentions)
+		msg, err := r.Card(formatter.Item{Alert: wh.Alert, Mentions: t.Mentions, Type: t.Type})
 		if err != nil {
 			return err
 		}

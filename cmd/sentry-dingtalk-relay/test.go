@@ -5,14 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/config"
-	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dingtalk"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/notify"
 )
 
-// testRobots sends a test card to every robot and prints one line per robot:
-// ok, or DingTalk's errcode and message and what to do about it.
+// testRobots sends a test card to every receiver and prints one line per
+// receiver: ok, or what the service answered and what to do about it.
 func testRobots(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	if len(args) > 0 {
 		return fmt.Errorf("test takes no arguments (got %q)", args[0])
@@ -24,44 +26,64 @@ func testRobots(ctx context.Context, args, environ []string, stdout io.Writer) e
 	if len(cfg.Robots) == 0 {
 		return errors.New("no robots configured: set DINGTALK_TOKENS (and DINGTALK_SECRETS for robots that sign)")
 	}
-	base, err := renderer(cfg, "")
+	rt, err := newSetup(cfg, slog.New(slog.DiscardHandler), "")
 	if err != nil {
 		return err
 	}
-	client := &dingtalk.Client{HTTP: dingtalk.NewHTTPClient()}
 	failed := 0
-	for _, r := range robots(cfg) {
-		rend := base
-		if r.Keyword != "" {
-			rend.Keyword = r.Keyword
-		}
-		msg := rend.TestCard(time.Now(), r.Name)
-		err := client.Send(ctx, r.Robot, msg.JSON())
+	now := time.Now()
+	for i, r := range rt.receivers {
+		a := testAlert(cfg, r.Name, now)
+		msg, err := r.Card(formatter.Item{Alert: a})
 		if err == nil {
-			fmt.Fprintf(stdout, "%-12s %s  ok\n", r.Name, r.MaskedToken())
+			err = r.Notify(ctx, msg, fmt.Sprintf("test-%d-%d", now.UnixNano(), i))
+		}
+		who := fmt.Sprintf("%-12s %s", r.Name, describeReceiver(cfg, r.Name))
+		if err == nil {
+			fmt.Fprintf(stdout, "%s  ok\n", who)
 			continue
 		}
 		failed++
-		fmt.Fprintf(stdout, "%-12s %s  FAILED  %s\n%14s fix: %s\n", r.Name, r.MaskedToken(), describe(err), "", dingtalk.Hint(err, r.Robot))
+		hint := ""
+		if _, e := notify.VerdictOf(err); e != nil {
+			hint = e.Hint
+		}
+		fmt.Fprintf(stdout, "%s  FAILED  %s\n%14s fix: %s\n", who, describe(err), "", hint)
 	}
 	if failed > 0 {
-		fmt.Fprintf(stdout, "%d of %d robots failed\n", failed, len(cfg.Robots))
+		fmt.Fprintf(stdout, "%d of %d robots failed\n", failed, len(rt.receivers))
 		return errSilent
 	}
 	return nil
 }
 
-// describe says what DingTalk answered, or what went wrong on the way.
+// testAlert is what the test card says.
+func testAlert(cfg *config.Config, receiver string, now time.Time) formatter.Alert {
+	l := formatter.LabelsFor(cfg.Language)
+	return formatter.Alert{Resource: "relay", Action: "test", Level: "info", Title: "sentry-dingtalk-relay: " + l.TestTitle,
+		Message: l.TestText + " (" + receiver + ")", Time: now}
+}
+
+// describeReceiver is how a receiver is shown in one line: its masked
+// token or address.
+func describeReceiver(cfg *config.Config, name string) string {
+	r, _ := cfg.Receiver(name)
+	if r.DingTalk != nil {
+		return r.DingTalk.MaskedToken()
+	}
+	return r.Type
+}
+
+// describe says what the receiver answered, or what went wrong on the way.
 func describe(err error) string {
-	var e *dingtalk.Error
-	if errors.As(err, &e) {
+	if _, e := notify.VerdictOf(err); e != nil {
 		switch {
-		case e.Code != 0:
-			return fmt.Sprintf("errcode %d: %s", e.Code, e.Message)
+		case e.Detail != "" && e.Code != "":
+			return fmt.Sprintf("errcode %s: %s", e.Code, e.Detail)
 		case e.Err != nil:
 			return e.Err.Error()
 		}
-		return fmt.Sprintf("HTTP %d", e.Status)
+		return e.Code
 	}
 	return err.Error()
 }

@@ -84,6 +84,16 @@ var cardActions = map[string][]string{
 	"metric_alert":   {"critical", "warning", "resolved", "open"},
 }
 
+// CardActions returns the resources that make cards and their actions
+// (the legacy plugin's as resource "legacy").
+func CardActions() map[string][]string {
+	out := map[string][]string{ResourceLegacy: {"triggered"}}
+	for r, acts := range cardActions {
+		out[r] = slices.Clone(acts)
+	}
+	return out
+}
+
 // noCard are the resources the relay acknowledges without a card, and why.
 var noCard = map[string]string{
 	"installation":     "installation webhooks produce no card",

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/notify"
 )
 
 // DefaultURL is DingTalk's robot send endpoint.
@@ -37,9 +38,16 @@ type Robot struct {
 	URL string
 	// Secret is the robot's SEC signing secret; empty when it does not sign.
 	Secret string
-	// Line is the robot's line in DINGTALK_TOKENS, 0 for routes-file robots;
-	// hints use it to point at the line to fix.
-	Line int
+	// Keyword is the robot's custom keyword ("" for none): every message
+	// carries it.
+	Keyword string
+	// MsgType is the robot's message type: formatter.TypeMarkdown ("") or
+	// formatter.TypeActionCard.
+	MsgType string
+	// Where and SecretWhere say where the token and the secret were
+	// configured ("DINGTALK_TOKENS line 2", "robot ops in the routes
+	// file"), so a hint can point at what to fix.
+	Where, SecretWhere string
 }
 
 // MaskedToken shows the last 4 characters of the token: enough to tell
@@ -49,12 +57,7 @@ func (r Robot) MaskedToken() string {
 }
 
 // Mask hides all but the last 4 characters of a secret value.
-func Mask(s string) string {
-	if len(s) <= 4 {
-		return "…" + s
-	}
-	return "…" + s[len(s)-4:]
-}
+func Mask(s string) string { return notify.Mask(s) }
 
 // Sign computes DingTalk's request signature: base64 of HMAC-SHA256 keyed by
 // the secret over "timestamp\nsecret". The caller URL-encodes it once.
@@ -100,34 +103,23 @@ type reply struct {
 	ErrMsg  string `json:"errmsg"`
 }
 
-// Notify sends msg to the robot. It returns nil once DingTalk accepted the
-// message (errcode 0); otherwise an *Error, and whether sending the same
-// message again later can succeed without anyone changing anything.
-func (c *Client) Notify(ctx context.Context, robot Robot, msg formatter.Message) (retry bool, err error) {
-	err = c.Send(ctx, robot, msg.JSON())
-	if err == nil {
-		return false, nil
-	}
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Class == ClassTransient || e.Class == ClassRateLimited, err
-	}
-	return true, err
-}
-
-// Send posts a JSON message body to the robot.
+// Send posts a JSON message body to the robot. It returns nil once
+// DingTalk accepted the message (errcode 0), else an *Error. Whatever came
+// back from the network is scrubbed of the robot's token, secret and
+// signature first: a gateway in front of DingTalk may echo the request line.
 func (c *Client) Send(ctx context.Context, robot Robot, body []byte) error {
-	req, err := c.request(ctx, robot, body)
+	req, sign, err := c.request(ctx, robot, body)
 	if err != nil {
-		return &Error{Robot: robot.Name, Class: ClassConfig, Err: err}
+		return &Error{Robot: robot.Name, Verdict: notify.Refused, Err: err}
 	}
+	secrets := []string{robot.Token, robot.Secret, sign}
 	hc := c.HTTP
 	if hc == nil {
 		hc = http.DefaultClient
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return &Error{Robot: robot.Name, Class: ClassTransient, Err: redact(err)}
+		return &Error{Robot: robot.Name, Verdict: notify.Retry, Err: notify.ScrubError(redact(err), secrets...)}
 	}
 	defer resp.Body.Close()
 	raw, readErr := io.ReadAll(io.LimitReader(resp.Body, maxReply))
@@ -136,29 +128,32 @@ func (c *Client) Send(ctx context.Context, robot Robot, body []byte) error {
 		if *r.ErrCode == 0 {
 			return nil
 		}
-		return &Error{Robot: robot.Name, Code: *r.ErrCode, Message: r.ErrMsg, Status: resp.StatusCode, Class: Classify(*r.ErrCode)}
+		return &Error{Robot: robot.Name, Code: *r.ErrCode, Message: notify.Scrub(r.ErrMsg, secrets...), Status: resp.StatusCode, Verdict: Classify(*r.ErrCode)}
 	}
-	e := &Error{Robot: robot.Name, Status: resp.StatusCode, Class: classifyStatus(resp.StatusCode)}
+	e := &Error{Robot: robot.Name, Status: resp.StatusCode, Verdict: classifyStatus(resp.StatusCode)}
 	switch {
 	case readErr != nil:
-		e.Err = fmt.Errorf("read reply: %w", redact(readErr))
+		e.Err = fmt.Errorf("read reply: %w", notify.ScrubError(redact(readErr), secrets...))
 	default:
-		e.Err = fmt.Errorf("HTTP %d with unreadable reply %q", resp.StatusCode, formatter.Shorten(string(raw), 120))
+		e.Err = fmt.Errorf("HTTP %d with unreadable reply %q", resp.StatusCode, formatter.Shorten(notify.Scrub(string(raw), secrets...), 120))
 	}
 	return e
 }
 
-func (c *Client) request(ctx context.Context, robot Robot, body []byte) (*http.Request, error) {
+// request builds the send request, signed when the robot has a secret; it
+// returns the signature too, to scrub it from what comes back.
+func (c *Client) request(ctx context.Context, robot Robot, body []byte) (*http.Request, string, error) {
 	endpoint := robot.URL
 	if endpoint == "" {
 		endpoint = DefaultURL
 	}
 	u, err := url.Parse(endpoint)
 	if err != nil {
-		return nil, fmt.Errorf("robot %s: bad send URL: %w", robot.Name, redact(err))
+		return nil, "", fmt.Errorf("robot %s: bad send URL: %w", robot.Name, redact(err))
 	}
 	q := u.Query()
 	q.Set("access_token", robot.Token)
+	sign := ""
 	if robot.Secret != "" {
 		// A fresh signature per request: a cached one expires after an hour.
 		now := time.Now
@@ -166,29 +161,30 @@ func (c *Client) request(ctx context.Context, robot Robot, body []byte) (*http.R
 			now = c.Now
 		}
 		ts := now().UnixMilli()
+		sign = Sign(robot.Secret, ts)
 		q.Set("timestamp", strconv.FormatInt(ts, 10))
-		q.Set("sign", Sign(robot.Secret, ts))
+		q.Set("sign", sign)
 	}
 	u.RawQuery = q.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
 	if err != nil {
-		return nil, fmt.Errorf("robot %s: %w", robot.Name, redact(err))
+		return nil, "", fmt.Errorf("robot %s: %w", robot.Name, redact(err))
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	req.Header.Set("User-Agent", "sentry-dingtalk-relay")
-	return req, nil
+	return req, sign, nil
 }
 
-func classifyStatus(status int) Class {
+func classifyStatus(status int) notify.Verdict {
 	switch {
 	case status >= 500, status == http.StatusTooManyRequests, status == http.StatusRequestTimeout:
-		return ClassTransient
+		return notify.Retry
 	case status >= 200 && status < 300:
 		// A 200 without errcode is a gateway or proxy answering for
 		// DingTalk: try again.
-		return ClassTransient
+		return notify.Retry
 	}
-	return ClassConfig
+	return notify.Refused
 }
 
 // redact removes access tokens and signatures from URLs inside err.

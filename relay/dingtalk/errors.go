@@ -8,54 +8,26 @@ import (
 	"net"
 	"strings"
 	"syscall"
+
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/notify"
 )
 
-// Class is what a failed send means for the alerts in it.
-type Class int
-
-const (
-	// ClassTransient failures (network, timeouts, 5xx, errcode -1) go away
-	// by themselves: retry with backoff.
-	ClassTransient Class = iota
-	// ClassRateLimited (130101, 410100): DingTalk throttles the robot for
-	// 10 minutes; park it.
-	ClassRateLimited
-	// ClassConfig failures (310000, 300001, 300005, 4001xx...) need the
-	// operator: keep the alerts, say what to fix, retry slowly.
-	ClassConfig
-	// ClassContent failures (460101, 101002, 430xxx) are about this
-	// message: send a minimal version once.
-	ClassContent
-)
-
-func (c Class) String() string {
-	switch c {
-	case ClassTransient:
-		return "transient"
-	case ClassRateLimited:
-		return "rate_limited"
-	case ClassConfig:
-		return "config"
-	case ClassContent:
-		return "content"
-	}
-	return "unknown"
-}
-
-// Classify maps a DingTalk errcode to what it means for delivery. It never
-// looks at errmsg, whose wording DingTalk has changed before.
-func Classify(errcode int) Class {
+// Classify maps a DingTalk errcode to what it means for delivery: -1 (busy)
+// goes away by itself; 130101/410100 throttle the robot for 10 minutes;
+// 460101, 101002 and 430xxx refuse this message's content; 310000, 300001,
+// 300005, 4001xx and codes DingTalk has not documented need the operator
+// (retrying slowly loses nothing and a human is told). It never looks at
+// errmsg, whose wording DingTalk has changed before.
+func Classify(errcode int) notify.Verdict {
 	switch {
 	case errcode == -1, errcode == 88, errcode == 15:
-		return ClassTransient
+		return notify.Retry
 	case errcode == 130101, errcode == 410100:
-		return ClassRateLimited
+		return notify.Throttled
 	case errcode == 460101, errcode == 101002, errcode >= 430000 && errcode < 431000:
-		return ClassContent
+		return notify.Content
 	}
-	// 310000, 300001, 300005, 4001xx and codes DingTalk has not documented:
-	// retrying slowly loses nothing and a human is told.
-	return ClassConfig
+	return notify.Refused
 }
 
 // Error is a failed send to one robot.
@@ -66,8 +38,8 @@ type Error struct {
 	Code    int
 	Message string
 	// Status is the HTTP status, 0 when no answer came.
-	Status int
-	Class  Class
+	Status  int
+	Verdict notify.Verdict
 	// Err is the network or decoding error, if any. It never contains the
 	// access token.
 	Err error
@@ -91,11 +63,12 @@ func Hint(err error, robot Robot) string {
 	if !errors.As(err, &e) {
 		return networkHint(err)
 	}
-	where := fmt.Sprintf("robot %s in the routes file", robot.Name)
-	secretAt := "its secret in the routes file"
-	if robot.Line > 0 {
-		where = fmt.Sprintf("DINGTALK_TOKENS line %d", robot.Line)
-		secretAt = fmt.Sprintf("DINGTALK_SECRETS line %d", robot.Line)
+	where, secretAt := robot.Where, robot.SecretWhere
+	if where == "" {
+		where = fmt.Sprintf("robot %s in the routes file", robot.Name)
+	}
+	if secretAt == "" {
+		secretAt = "its secret in the routes file"
 	}
 	msg := strings.ToLower(e.Message)
 	switch c := e.Code; {
@@ -103,8 +76,8 @@ func Hint(err error, robot Robot) string {
 		return networkHint(e.Err)
 	case c == 0 && e.Status == 404:
 		return "the send URL answered 404: check DINGTALK_API_URL (https://oapi.dingtalk.com/robot/send)"
-	case c == 0 && e.Class == ClassTransient:
-		return fmt.Sprintf("HTTP %d without a DingTalk answer (a gateway or proxy failed): retried automatically; if it persists check DINGTALK_API_URL and HTTPS_PROXY", e.Status)
+	case c == 0 && e.Verdict == notify.Retry:
+		return fmt.Sprintf("HTTP %d without a DingTalk answer (a gateway or proxy failed): a running relay retries such sends by itself; if it persists check DINGTALK_API_URL and HTTPS_PROXY", e.Status)
 	case c == 0:
 		return fmt.Sprintf("HTTP %d without a DingTalk answer: check DINGTALK_API_URL and any proxy in between (HTTPS_PROXY)", e.Status)
 	case c == 310000:
@@ -140,7 +113,7 @@ func Hint(err error, robot Robot) string {
 	case c >= 430000 && c < 431000:
 		return "DingTalk's content check refused the message (unsafe link or text): a minimal card without links is sent instead"
 	case c == -1:
-		return "DingTalk is busy: retried automatically"
+		return "DingTalk is busy (temporary): a running relay retries such sends by itself; `test` sends once, so run it again"
 	case c >= 400100 && c < 400200:
 		return fmt.Sprintf("DingTalk refused the robot (%s): check it in the group's robot settings", where)
 	}
@@ -164,7 +137,7 @@ func networkHint(err error) string {
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "connection refused: check DINGTALK_API_URL and HTTPS_PROXY"
 	case errors.Is(err, syscall.ECONNRESET):
-		return "the connection was reset: a firewall or proxy in between? Retried automatically"
+		return "the connection was reset: a firewall or proxy in between? A running relay retries such sends by itself"
 	case errors.As(err, &opErr) && opErr.Op == "proxyconnect":
 		return "the proxy refused the connection: check HTTPS_PROXY"
 	}

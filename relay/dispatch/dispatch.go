@@ -1,26 +1,26 @@
-// Package dispatch delivers queued alerts to DingTalk robots: one worker per
-// robot takes what waits when the robot's send budget allows, sends it as
-// one card or one digest, and decides from DingTalk's answer whether the
-// alerts are done, retried later, held while the robot is parked, or given
-// up on as dead letters. It never parses Sentry payloads.
+// Package dispatch delivers queued alerts to receivers (DingTalk robots and
+// the other kinds): one worker per receiver takes what waits when the
+// receiver's send budget allows, sends it as one card or one digest, and
+// decides from the receiver's verdict whether the alerts are done, retried
+// later, held while the receiver is parked, or given up on as dead letters.
+// It never parses Sentry payloads.
 package dispatch
 
 import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"log/slog"
 	"math/rand/v2"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
-	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dingtalk"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/metrics"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/notify"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/queue"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/ratelimit"
 )
 
 // Store is the queue the dispatcher drains.
@@ -28,13 +28,14 @@ type Store interface {
 	Pending(ctx context.Context, robot string, max int) ([]queue.Delivery, error)
 	Ack(ctx context.Context, robot string, ids []string) error
 	Bury(ctx context.Context, robot string, ids []string, reason string) error
-	Depth(robot string) int
+	Depth(ctx context.Context, robot string) int
 }
 
-// Limiter keeps robots within DingTalk's send rate.
+// Limiter keeps receivers within their send rate.
 type Limiter interface {
-	// Take records a send if one is allowed now, else says how long to wait.
-	Take(ctx context.Context, robot string) (time.Duration, error)
+	// Take records a send if one is allowed now at rate, else says how
+	// long to wait.
+	Take(ctx context.Context, robot string, rate ratelimit.Rate) (time.Duration, error)
 	// Done moves the send Take recorded last to now, when it has finished:
 	// DingTalk counts a message when it arrives, which can be later than
 	// it was taken.
@@ -51,21 +52,17 @@ type Lock interface {
 	Hold(ctx context.Context, robot string) (bool, error)
 }
 
-// Notifier sends a message to a robot. retry reports whether sending the
-// same message later may succeed; the dispatcher owns all retrying.
-type Notifier interface {
-	Notify(ctx context.Context, robot dingtalk.Robot, msg formatter.Message) (retry bool, err error)
-}
-
-// Robot is a robot the dispatcher delivers to.
-type Robot struct {
-	dingtalk.Robot
-	// Key is the robot's queue name.
+// Receiver is a receiver the dispatcher delivers to.
+type Receiver struct {
+	// Name names the receiver in logs and metrics; Type is its kind
+	// (dingtalk, wecom, feishu, webhook, email).
+	Name, Type string
+	// Key is the receiver's queue name.
 	Key string
-	// Renderer renders the robot's cards (its keyword, message type).
-	Renderer *formatter.Renderer
-	// Notifier sends to the robot.
-	Notifier Notifier
+	// Rate is the receiver's send budget.
+	Rate ratelimit.Rate
+	// Receiver renders and sends.
+	notify.Receiver
 }
 
 // Config are the dispatcher's settings and dependencies.
@@ -90,7 +87,7 @@ type Config struct {
 
 // Delivery timing.
 const (
-	// ParkFor is how long DingTalk throttles a robot after 130101.
+	// ParkFor is how long a throttled receiver rests when it does not say.
 	ParkFor = 10 * time.Minute
 	// ConfigRetry is how often a robot with a configuration error is tried.
 	ConfigRetry = 3 * time.Minute
@@ -104,7 +101,7 @@ const (
 	storeRetry = 5 * time.Second
 )
 
-// Dispatcher runs one worker per robot.
+// Dispatcher runs one worker per receiver.
 type Dispatcher struct {
 	cfg     Config
 	workers map[string]*worker
@@ -114,8 +111,8 @@ type Dispatcher struct {
 	composing chan struct{}
 }
 
-// New returns a dispatcher for the robots.
-func New(cfg Config, robots []Robot) *Dispatcher {
+// New returns a dispatcher for the receivers.
+func New(cfg Config, receivers []Receiver) *Dispatcher {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -126,10 +123,10 @@ func New(cfg Config, robots []Robot) *Dispatcher {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	d := &Dispatcher{cfg: cfg, workers: map[string]*worker{}, composing: make(chan struct{}, 1)}
-	for _, r := range robots {
+	for _, r := range receivers {
 		d.workers[r.Key] = &worker{
 			Config: &d.cfg, robot: r, wake: make(chan struct{}, 1), composing: d.composing,
-			log: cfg.Log.With("robot", r.Name),
+			log: cfg.Log.With("robot", r.Name, "type", r.Type),
 		}
 	}
 	return d
@@ -158,7 +155,7 @@ func (d *Dispatcher) Run(ctx context.Context) {
 // batch is the message a worker is trying to deliver.
 type batch struct {
 	deliveries []queue.Delivery
-	msg        formatter.Message
+	msg        notify.Message
 	digest     bool
 	minimal    bool
 }
@@ -183,7 +180,7 @@ func (b *batch) oldest() time.Time {
 
 type worker struct {
 	*Config
-	robot     Robot
+	robot     Receiver
 	wake      chan struct{}
 	composing chan struct{}
 	log       *slog.Logger
@@ -241,10 +238,10 @@ func (w *worker) step(ctx context.Context) time.Duration {
 			return idle
 		}
 	}
-	if w.inflight == nil && w.Store.Depth(w.robot.Key) == 0 {
+	if w.inflight == nil && w.Store.Depth(ctx, w.robot.Key) == 0 {
 		return idle
 	}
-	wait, err := w.Limiter.Take(ctx, w.robot.Key)
+	wait, err := w.Limiter.Take(ctx, w.robot.Key, w.robot.Rate)
 	if err != nil {
 		w.log.Error("rate limiter failed", "err", err)
 		return storeRetry
@@ -307,24 +304,18 @@ func (w *worker) compose(ctx context.Context, now time.Time) (*batch, error) {
 	case 0:
 		return nil, nil
 	case 1:
-		d := live[0]
-		r := *w.robot.Renderer
-		if d.Type != "" {
-			r.Type = d.Type
-		}
-		msg, err := r.Card(d.Alert, d.Mentions)
+		msg, err := w.robot.Card(item(live[0]))
 		if err != nil {
-			w.log.Error("card template failed; sending the built-in card", "err", err, "alert", d.AlertID)
-			r.Template = nil
-			msg, _ = r.Card(d.Alert, d.Mentions)
+			w.log.Error("the card could not be rendered; sending the minimal card", "err", err, "alert", live[0].AlertID)
+			return &batch{deliveries: live, msg: w.robot.Minimal(item(live[0])), minimal: true}, nil
 		}
 		return &batch{deliveries: live, msg: msg}, nil
 	}
 	items := make([]formatter.Item, len(live))
 	for i, d := range live {
-		items[i] = formatter.Item{Alert: d.Alert, Mentions: d.Mentions}
+		items[i] = item(d)
 	}
-	msg, covered := w.robot.Renderer.Digest(items, false)
+	msg, covered := w.robot.Digest(items, false)
 	b := &batch{msg: msg, digest: true, deliveries: make([]queue.Delivery, 0, len(covered))}
 	for _, i := range covered {
 		b.deliveries = append(b.deliveries, live[i])
@@ -332,31 +323,33 @@ func (w *worker) compose(ctx context.Context, now time.Time) (*batch, error) {
 	return b, nil
 }
 
-// minimal re-renders a batch without anything DingTalk's content checks
-// could refuse.
+// item is a delivery as the receivers render it.
+func item(d queue.Delivery) formatter.Item {
+	return formatter.Item{Alert: d.Alert, Mentions: d.Mentions, Type: d.Type}
+}
+
+// minimal re-renders a batch without anything the receiver's content
+// checks could refuse.
 func (w *worker) minimal(b *batch) *batch {
 	m := &batch{deliveries: b.deliveries, digest: b.digest, minimal: true}
 	if len(b.deliveries) == 1 {
-		d := b.deliveries[0]
-		m.msg = w.robot.Renderer.Minimal(d.Alert, d.Mentions)
+		m.msg = w.robot.Minimal(item(b.deliveries[0]))
 		return m
 	}
 	items := make([]formatter.Item, len(b.deliveries))
 	for i, d := range b.deliveries {
-		items[i] = formatter.Item{Alert: d.Alert, Mentions: d.Mentions}
+		items[i] = item(d)
 	}
 	// Plain lines are shorter than linked ones, so everything still fits.
-	m.msg, _ = w.robot.Renderer.Digest(items, true)
+	m.msg, _ = w.robot.Digest(items, true)
 	return m
 }
 
 func (w *worker) send(ctx context.Context) time.Duration {
 	b := w.inflight
-	msg := b.msg
-	msg.MsgUUID = msgUUID(w.robot.Key, b)
 	// A send in progress finishes even during shutdown: the HTTP client's
 	// timeout bounds it, and abandoning it would only cause a re-send.
-	retry, err := w.robot.Notifier.Notify(context.WithoutCancel(ctx), w.robot.Robot, msg)
+	err := w.robot.Notify(context.WithoutCancel(ctx), b.msg, msgUUID(w.robot.Key, b))
 	if derr := w.Limiter.Done(ctx, w.robot.Key); derr != nil {
 		w.log.Error("rate limiter failed", "err", derr)
 	}
@@ -384,38 +377,44 @@ func (w *worker) send(ctx context.Context) time.Duration {
 		return 0
 	}
 
-	class := dingtalk.ClassTransient
-	var de *dingtalk.Error
-	if errors.As(err, &de) {
-		class = de.Class
-	} else if !retry {
-		class = dingtalk.ClassContent
+	verdict, nerr := notify.VerdictOf(err)
+	hint := ""
+	if nerr != nil {
+		hint = nerr.Hint
 	}
-	hint := dingtalk.Hint(err, w.robot.Robot)
-	switch class {
-	case dingtalk.ClassRateLimited:
-		until := now.Add(ParkFor)
-		if perr := w.Limiter.Park(ctx, w.robot.Key, until); perr != nil {
-			w.log.Error("parking the robot failed", "err", perr)
+	switch verdict {
+	case notify.Throttled:
+		rest := ParkFor
+		if nerr.Wait > 0 {
+			rest = nerr.Wait
 		}
-		w.logOnce(slog.LevelWarn, "DingTalk throttled the robot; parked for 10 minutes, waiting alerts go out as a digest after", err, hint)
+		until := now.Add(rest)
+		if perr := w.Limiter.Park(ctx, w.robot.Key, until); perr != nil {
+			w.log.Error("parking the receiver failed", "err", perr)
+		}
+		w.logOnce(slog.LevelWarn, "the receiver throttles; parked, waiting alerts go out as a digest after", err, hint, "parked_for", rest.String())
 		// Refused, not delivered: recompose later with everything waiting.
 		w.inflight = nil
 		w.notBefore = until
-		return ParkFor
-	case dingtalk.ClassConfig:
-		w.logOnce(slog.LevelError, "DingTalk refused the robot; alerts are kept and retried every few minutes", err, hint)
+		return rest
+	case notify.Refused:
+		w.logOnce(slog.LevelError, "the receiver refused the request; alerts are kept and retried every few minutes", err, hint)
 		w.inflight = nil
 		w.notBefore = now.Add(ConfigRetry)
 		return ConfigRetry
-	case dingtalk.ClassContent:
+	case notify.Content:
 		if !b.minimal {
-			w.log.Warn("DingTalk refused the message content; sending a minimal card", "err", err)
+			w.log.Warn("the receiver refused the message content; sending a minimal card", "err", err)
 			w.inflight = w.minimal(b)
 			return 0
 		}
-		w.log.Error("DingTalk refused the minimal card too; the alerts become dead letters", "err", err, "alerts", len(b.deliveries))
-		w.bury(ctx, b.ids(), "content", "DingTalk refused the content: "+err.Error())
+		w.log.Error("the receiver refused the minimal card too; the alerts become dead letters", "err", err, "alerts", len(b.deliveries))
+		w.bury(ctx, b.ids(), "content", "the receiver refused the content: "+err.Error())
+		w.inflight = nil
+		return 0
+	case notify.Rejected:
+		w.log.Error("the receiver will not take these alerts; they become dead letters", "err", err, "fix", hint, "alerts", len(b.deliveries))
+		w.bury(ctx, b.ids(), "rejected", "the receiver rejected the alerts: "+err.Error())
 		w.inflight = nil
 		return 0
 	}
@@ -464,26 +463,21 @@ func (w *worker) count(err error) {
 	}
 	outcome, code := "ok", "0"
 	if err != nil {
-		outcome, code = dingtalk.ClassTransient.String(), ""
-		var de *dingtalk.Error
-		if errors.As(err, &de) {
-			outcome = de.Class.String()
-			if de.Code != 0 {
-				code = strconv.Itoa(de.Code)
-			} else if de.Status != 0 {
-				code = "http_" + strconv.Itoa(de.Status)
-			}
-		}
-		if code == "" {
-			code = "network"
+		verdict, nerr := notify.VerdictOf(err)
+		outcome, code = verdict.String(), "network"
+		if nerr != nil && nerr.Code != "" {
+			code = nerr.Code
 		}
 	}
-	w.Metrics.DingTalkRequests.WithLabelValues(w.robot.Name, outcome, code).Inc()
+	w.Metrics.Sends.WithLabelValues(w.robot.Name, w.robot.Type, outcome).Inc()
+	if err != nil {
+		w.Metrics.SendFailures.WithLabelValues(w.robot.Name, w.robot.Type, code).Inc()
+	}
 }
 
-// msgUUID derives the message's idempotency key from the robot and the
-// alerts it carries, so DingTalk drops a re-sent copy of a message that
-// arrived although its answer was lost.
+// msgUUID derives the message's idempotency key from the receiver and the
+// alerts it carries, so a receiver that can drops a re-sent copy of a
+// message that arrived although its answer was lost (DingTalk's msgUuid).
 func msgUUID(robotKey string, b *batch) string {
 	h := sha256.New()
 	h.Write([]byte(robotKey))

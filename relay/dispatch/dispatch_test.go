@@ -29,7 +29,7 @@ type env struct {
 	store   *queue.Bolt
 	dt      *dingtalktest.Server
 	d       *dispatch.Dispatcher
-	robots  []dispatch.Robot
+	robots  []robot
 	metrics *metrics.Metrics
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -38,31 +38,41 @@ type env struct {
 
 func token(i int) string { return fmt.Sprintf("%064d", i+1) }
 
+// robot is a receiver of the test and the token the double knows it by.
+type robot struct {
+	dispatch.Receiver
+	Token string
+}
+
 // newEnv must run inside a synctest bubble.
 func newEnv(t *testing.T, robots int, maxAge time.Duration) *env {
-	e := &env{t: t, dt: dingtalktest.New()}
+	var servers []dingtalktest.Robot
+	for i := range robots {
+		servers = append(servers, dingtalktest.Robot{Token: token(i), Keyword: "Sentry"})
+	}
+	e := &env{t: t, dt: dingtalktest.New(servers...)}
 	var err error
 	e.store, err = queue.OpenBolt(t.TempDir(), queue.BoltOptions{DedupeWindow: time.Hour, Notify: func(r string) { e.d.Wake(r) }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	client := &dingtalk.Client{HTTP: &http.Client{Transport: e.dt.Transport()}}
-	var servers []dingtalktest.Robot
+	var receivers []dispatch.Receiver
 	for i := range robots {
-		servers = append(servers, dingtalktest.Robot{Token: token(i), Keyword: "Sentry"})
-		e.robots = append(e.robots, dispatch.Robot{
-			Robot:    dingtalk.Robot{Name: fmt.Sprintf("robot-%d", i+1), Token: token(i), URL: "http://dingtalk.test/robot/send", Line: i + 1},
-			Key:      queue.RobotKey(token(i)),
-			Renderer: &formatter.Renderer{Keyword: "Sentry", Language: formatter.LangEN},
-			Notifier: client,
-		})
+		name := fmt.Sprintf("robot-%d", i+1)
+		r := robot{Token: token(i), Receiver: dispatch.Receiver{
+			Name: name, Type: "dingtalk", Key: queue.RobotKey(token(i)), Rate: ratelimit.Rate{PerMinute: 18},
+			Receiver: dingtalk.NewReceiver(dingtalk.Robot{Name: name, Token: token(i), URL: "http://dingtalk.test/robot/send", Keyword: "Sentry",
+				Where: fmt.Sprintf("DINGTALK_TOKENS line %d", i+1)}, formatter.Renderer{Language: formatter.LangEN}, client),
+		}}
+		e.robots = append(e.robots, r)
+		receivers = append(receivers, r.Receiver)
 	}
-	*e.dt = *dingtalktest.New(servers...)
 	e.metrics = metrics.New(prometheus.NewRegistry())
 	e.d = dispatch.New(dispatch.Config{
-		Store: e.store, Limiter: ratelimit.NewWindow(18, ratelimit.Period, nil),
+		Store: e.store, Limiter: ratelimit.NewWindow(ratelimit.Period, nil),
 		Metrics: e.metrics, MaxAge: maxAge,
-	}, e.robots)
+	}, receivers)
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	e.wg.Go(func() { e.d.Run(ctx) })
@@ -112,7 +122,7 @@ func (e *env) drain(limit time.Duration) {
 		synctest.Wait()
 		empty := true
 		for _, r := range e.robots {
-			if e.store.Depth(r.Key) > 0 {
+			if e.store.Depth(context.Background(), r.Key) > 0 {
 				empty = false
 			}
 		}
@@ -141,10 +151,10 @@ func TestLoneAlertGoesOutAtOnceAsFullCard(t *testing.T) {
 		if len(m.Pinged) != 1 || m.UUID == "" {
 			t.Errorf("pinged %v uuid %q", m.Pinged, m.UUID)
 		}
-		if e.store.Depth(e.robots[0].Key) != 0 {
+		if e.store.Depth(context.Background(), e.robots[0].Key) != 0 {
 			t.Error("delivered alert still queued")
 		}
-		if got := testutil.ToFloat64(e.metrics.DingTalkRequests.WithLabelValues("robot-1", "ok", "0")); got != 1 {
+		if got := testutil.ToFloat64(e.metrics.Sends.WithLabelValues("robot-1", "dingtalk", "ok")); got != 1 {
 			t.Errorf("dingtalk_requests_total ok = %v", got)
 		}
 	})
@@ -265,7 +275,7 @@ func TestThrottledRobotIsParked(t *testing.T) {
 				t.Errorf("alert %d missing from the digest", i)
 			}
 		}
-		if got := testutil.ToFloat64(e.metrics.DingTalkRequests.WithLabelValues("robot-1", "rate_limited", "130101")); got != 1 {
+		if got := testutil.ToFloat64(e.metrics.SendFailures.WithLabelValues("robot-1", "dingtalk", "130101")); got != 1 {
 			t.Errorf("rate_limited requests metric = %v", got)
 		}
 	})
@@ -279,8 +289,8 @@ func TestConfigErrorKeepsAlertsAndRetriesSlowly(t *testing.T) {
 		e.dt.Script(tok, dingtalktest.Reply{ErrCode: 310000, ErrMsg: "keywords not in content"}, dingtalktest.Reply{ErrCode: 310000, ErrMsg: "keywords not in content"})
 		e.alert(1)
 		e.settle()
-		if e.dt.Requests() != 1 || e.store.Depth(e.robots[0].Key) != 1 {
-			t.Fatalf("requests %d depth %d", e.dt.Requests(), e.store.Depth(e.robots[0].Key))
+		if e.dt.Requests() != 1 || e.store.Depth(context.Background(), e.robots[0].Key) != 1 {
+			t.Fatalf("requests %d depth %d", e.dt.Requests(), e.store.Depth(context.Background(), e.robots[0].Key))
 		}
 		time.Sleep(dispatch.ConfigRetry - time.Second)
 		if e.dt.Requests() != 1 {
@@ -320,7 +330,7 @@ func TestContentErrorSendsMinimalCardThenDeadLetters(t *testing.T) {
 		if len(dls) != 1 || dls[0].Delivery.Alert.IssueID != "2" || !strings.Contains(dls[0].Reason, "460101") {
 			t.Fatalf("dead letters %+v", dls)
 		}
-		if e.store.Depth(e.robots[0].Key) != 0 {
+		if e.store.Depth(context.Background(), e.robots[0].Key) != 0 {
 			t.Error("refused alert still queued")
 		}
 	})

@@ -1,6 +1,9 @@
 // Package metrics defines the relay's Prometheus metrics, all in the
-// sentry_dingtalk_relay namespace. Robots are labelled by name (robot-1...
-// or their routes-file name), never by token.
+// sentry_dingtalk_relay namespace. Receivers are labelled robot= by name
+// (robot-1... or their routes-file name), never by token, whatever their
+// type. The counters worth alerting on exist from the start, at 0, for
+// every configured receiver (see Init): increase() over a series that
+// appears at its first event misses that event.
 package metrics
 
 import (
@@ -18,9 +21,12 @@ type Metrics struct {
 	WebhooksReceived *prometheus.CounterVec
 	// WebhookDuration is how long answering Sentry took.
 	WebhookDuration prometheus.Histogram
-	// DingTalkRequests counts sends by robot, outcome (ok, transient,
-	// rate_limited, config, content) and errcode.
-	DingTalkRequests *prometheus.CounterVec
+	// Sends counts sends by receiver, type and outcome (ok, transient,
+	// rate_limited, config, content, rejected).
+	Sends *prometheus.CounterVec
+	// SendFailures counts failed sends by receiver, type and the
+	// receiver's code (DingTalk's errcode, http_<status>, network).
+	SendFailures *prometheus.CounterVec
 	// DeliveryLatency is the time from accepting an alert to DingTalk
 	// taking the message that carries it.
 	DeliveryLatency prometheus.Histogram
@@ -44,10 +50,14 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help:    "Time to answer a Sentry webhook.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 		}),
-		DingTalkRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "dingtalk_requests_total",
-			Help: "Requests to DingTalk, by robot, outcome and errcode.",
-		}, []string{"robot", "outcome", "errcode"}),
+		Sends: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "sends_total",
+			Help: "Messages sent to receivers, by receiver, type and outcome.",
+		}, []string{"robot", "type", "outcome"}),
+		SendFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "send_failures_total",
+			Help: "Failed sends to receivers, by receiver, type and the receiver's code (errcode, http_<status>, network).",
+		}, []string{"robot", "type", "code"}),
 		DeliveryLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: Namespace, Name: "delivery_latency_seconds",
 			Help:    "Time from accepting an alert to DingTalk accepting the message that carries it.",
@@ -66,9 +76,44 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Times a robot's next message had to wait for its send budget or a DingTalk throttle.",
 		}, []string{"robot"}),
 	}
-	reg.MustRegister(m.WebhooksReceived, m.WebhookDuration, m.DingTalkRequests, m.DeliveryLatency,
+	reg.MustRegister(m.WebhooksReceived, m.WebhookDuration, m.Sends, m.SendFailures, m.DeliveryLatency,
 		m.DigestAlerts, m.DeadLetters, m.RateLimited)
 	return m
+}
+
+// Receiver names a configured receiver for Init.
+type Receiver struct{ Name, Type string }
+
+// Outcomes of a send (notify.Verdict names, and ok).
+var Outcomes = []string{"ok", "transient", "rate_limited", "config", "content", "rejected"}
+
+// DeadLetterReasons are the reasons a delivery becomes a dead letter.
+var DeadLetterReasons = []string{"expired", "content", "rejected"}
+
+// WebhookOutcomes are the outcomes of a webhook worth alerting on.
+var WebhookOutcomes = []string{"queued", "duplicate", "no_route", "store_error", "invalid", "too_large", "unauthorized"}
+
+// Init creates the series worth alerting on at 0: every receiver's sends,
+// dead letters, waits and digests, and the webhooks of every resource and
+// action that makes a card (actions: resource to actions).
+func (m *Metrics) Init(receivers []Receiver, actions map[string][]string) {
+	for _, r := range receivers {
+		for _, o := range Outcomes {
+			m.Sends.WithLabelValues(r.Name, r.Type, o)
+		}
+		for _, reason := range DeadLetterReasons {
+			m.DeadLetters.WithLabelValues(r.Name, reason)
+		}
+		m.RateLimited.WithLabelValues(r.Name)
+		m.DigestAlerts.WithLabelValues(r.Name)
+	}
+	for resource, acts := range actions {
+		for _, a := range acts {
+			for _, o := range WebhookOutcomes {
+				m.WebhooksReceived.WithLabelValues(resource, a, o)
+			}
+		}
+	}
 }
 
 // QueueDepth is a collector of queue_depth{robot}: deliveries waiting per robot.

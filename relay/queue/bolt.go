@@ -415,6 +415,10 @@ func (b *Bolt) journalGroup(group []*enqueueReq) {
 			r.err = fmt.Errorf("queue: encode alert: %w", err)
 			continue
 		}
+		if len(payload) > MaxRecord {
+			r.err = tooLarge(len(payload))
+			continue
+		}
 		payloads = append(payloads, payload)
 		items = append(items, moveItem{rec: st, alert: alert, dedupe: st.Dedupe})
 		kept = append(kept, r)
@@ -895,7 +899,7 @@ func (b *Bolt) Replay(ctx context.Context, ids []string, robot string) ([]DeadLe
 			if err != nil {
 				return err
 			}
-			selected, err := selectForReplay(dl, ids)
+			selected, err := SelectForReplay(dl, ids)
 			if err != nil {
 				return err
 			}
@@ -952,10 +956,37 @@ func (b *Bolt) Replay(ctx context.Context, ids []string, robot string) ([]DeadLe
 }
 
 // Depth returns how many deliveries wait for robot.
-func (b *Bolt) Depth(robot string) int {
+func (b *Bolt) Depth(ctx context.Context, robot string) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.depth[robot]
+}
+
+// BuryOthers turns what waits for robots keep does not want into dead
+// letters, where they can be listed and replayed to another robot, and
+// returns how many each had. (Only the local store does this: with Redis, a
+// relay still running the old configuration during a rollout may be
+// delivering them.)
+func (b *Bolt) BuryOthers(ctx context.Context, keep func(robot string) bool, reason string) (map[string]int, error) {
+	buried := map[string]int{}
+	for _, robot := range b.Robots() {
+		if keep(robot) {
+			continue
+		}
+		ds, err := b.Pending(ctx, robot, b.Depth(ctx, robot))
+		if err != nil {
+			return nil, err
+		}
+		ids := make([]string, len(ds))
+		for i, d := range ds {
+			ids[i] = d.ID
+		}
+		if err := b.Bury(ctx, robot, ids, reason); err != nil {
+			return nil, err
+		}
+		buried[robot] = len(ds)
+	}
+	return buried, nil
 }
 
 // Robots returns the robots that have deliveries waiting.

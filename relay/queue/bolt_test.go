@@ -70,8 +70,8 @@ func TestEnqueuePendingAckAcrossRestart(t *testing.T) {
 			t.Fatalf("enqueue %d: dup", i)
 		}
 	}
-	if b.Depth("a") != 3 || b.Depth("b") != 3 {
-		t.Fatalf("depths %d %d", b.Depth("a"), b.Depth("b"))
+	if b.Depth(context.Background(), "a") != 3 || b.Depth(context.Background(), "b") != 3 {
+		t.Fatalf("depths %d %d", b.Depth(context.Background(), "a"), b.Depth(context.Background(), "b"))
 	}
 	pa, _ := b.Pending(ctx, "a", 10)
 	if got := titles(pa); fmt.Sprint(got) != "[alert 0 alert 1 alert 2]" {
@@ -89,8 +89,8 @@ func TestEnqueuePendingAckAcrossRestart(t *testing.T) {
 
 	b = open(t, dir, nil)
 	defer b.Close()
-	if b.Depth("a") != 1 || b.Depth("b") != 3 {
-		t.Fatalf("after restart depths %d %d, want 1 3", b.Depth("a"), b.Depth("b"))
+	if b.Depth(context.Background(), "a") != 1 || b.Depth(context.Background(), "b") != 3 {
+		t.Fatalf("after restart depths %d %d, want 1 3", b.Depth(context.Background(), "a"), b.Depth(context.Background(), "b"))
 	}
 	pa, _ = b.Pending(ctx, "a", 10)
 	pb, _ := b.Pending(ctx, "b", 10)
@@ -133,8 +133,8 @@ func TestDedupeWindow(t *testing.T) {
 	if dup := enqueue(t, b, submission(1, "a")); !dup {
 		t.Fatal("repeat within the window not reported")
 	}
-	if b.Depth("a") != 1 {
-		t.Fatalf("duplicate stored: depth %d", b.Depth("a"))
+	if b.Depth(context.Background(), "a") != 1 {
+		t.Fatalf("duplicate stored: depth %d", b.Depth(context.Background(), "a"))
 	}
 	now = now.Add(2 * time.Minute)
 	if dup := enqueue(t, b, submission(1, "a")); dup {
@@ -188,8 +188,8 @@ func TestConcurrentEnqueueGroupCommit(t *testing.T) {
 	b.Sync(ctx)
 	for _, r := range []string{"a", "b", "c"} {
 		ds, _ := b.Pending(ctx, r, 1000)
-		if len(ds) != n || b.Depth(r) != n {
-			t.Errorf("robot %s: %d pending, depth %d, want %d", r, len(ds), b.Depth(r), n)
+		if len(ds) != n || b.Depth(context.Background(), r) != n {
+			t.Errorf("robot %s: %d pending, depth %d, want %d", r, len(ds), b.Depth(context.Background(), r), n)
 		}
 	}
 }
@@ -205,8 +205,8 @@ func TestBuryAndReplay(t *testing.T) {
 	if err := b.Bury(ctx, "a", []string{pa[0].ID, pa[1].ID}, "expired"); err != nil {
 		t.Fatal(err)
 	}
-	if b.Depth("a") != 0 {
-		t.Fatalf("depth %d after bury", b.Depth("a"))
+	if b.Depth(context.Background(), "a") != 0 {
+		t.Fatalf("depth %d after bury", b.Depth(context.Background(), "a"))
 	}
 	dls, _ := b.DeadLetters(ctx)
 	if len(dls) != 2 || dls[0].Reason != "expired" || dls[0].Delivery.Alert.Title != "alert 0" || !dls[0].Buried.Equal(now) {
@@ -319,8 +319,8 @@ func TestUnreadableRecordBecomesDeadLetter(t *testing.T) {
 		t.Fatalf("pending %v %v: the readable record must still come out", titles(pa), err)
 	}
 	dls, _ := b.DeadLetters(ctx)
-	if len(dls) != 1 || !dls[0].Unreadable || !strings.Contains(dls[0].Reason, "{garbage") || b.Depth("a") != 1 {
-		t.Errorf("dead letters %+v depth %d", dls, b.Depth("a"))
+	if len(dls) != 1 || !dls[0].Unreadable || !strings.Contains(dls[0].Reason, "{garbage") || b.Depth(context.Background(), "a") != 1 {
+		t.Errorf("dead letters %+v depth %d", dls, b.Depth(context.Background(), "a"))
 	}
 	if replayed, err := b.Replay(ctx, nil, ""); err != nil || len(replayed) != 0 {
 		t.Errorf("replay of every dead letter: %v %v; want the unreadable one passed over", replayed, err)
@@ -385,8 +385,8 @@ func TestUnreadableAlertIsBuriedAndReclaimed(t *testing.T) {
 		}
 		return nil
 	})
-	if b.Depth("a") != 1 || b.Depth("b") != 0 {
-		t.Errorf("depths a=%d b=%d", b.Depth("a"), b.Depth("b"))
+	if b.Depth(context.Background(), "a") != 1 || b.Depth(context.Background(), "b") != 0 {
+		t.Errorf("depths a=%d b=%d", b.Depth(context.Background(), "a"), b.Depth(context.Background(), "b"))
 	}
 	if _, err := b.Replay(ctx, []string{dls[0].ID}, ""); !errors.Is(err, ErrUnreadable) {
 		t.Errorf("replaying it by id: %v, want ErrUnreadable", err)
@@ -485,7 +485,7 @@ func BenchmarkAckDigest(b *testing.B) {
 			}
 		}))
 	}
-	if n := st.Depth("a"); n != 0 {
+	if n := st.Depth(context.Background(), "a"); n != 0 {
 		b.Fatalf("depth %d after acknowledging everything", n)
 	}
 	b.ReportMetric(float64(worst.Microseconds()), "max-wait-us")
@@ -508,8 +508,8 @@ func TestMoverPacesCommits(t *testing.T) {
 			t.Fatal(err)
 		}
 		synctest.Wait()
-		if n := commits() - start; n != 1 || b.Depth("a") != 1 || !time.Now().Equal(t0) {
-			t.Fatalf("a lone alert: %d commits, depth %d after %v; want it moved at once", n, b.Depth("a"), time.Since(t0))
+		if n := commits() - start; n != 1 || b.Depth(context.Background(), "a") != 1 || !time.Now().Equal(t0) {
+			t.Fatalf("a lone alert: %d commits, depth %d after %v; want it moved at once", n, b.Depth(context.Background(), "a"), time.Since(t0))
 		}
 		for i := 1; i <= 20; i++ {
 			if _, err := b.Enqueue(ctx, submission(i, "a")); err != nil {
@@ -517,13 +517,13 @@ func TestMoverPacesCommits(t *testing.T) {
 			}
 		}
 		synctest.Wait()
-		if n := commits() - start; n != 1 || b.Depth("a") != 1 {
-			t.Fatalf("right after a commit: %d commits, depth %d; want the burst held back", n, b.Depth("a"))
+		if n := commits() - start; n != 1 || b.Depth(context.Background(), "a") != 1 {
+			t.Fatalf("right after a commit: %d commits, depth %d; want the burst held back", n, b.Depth(context.Background(), "a"))
 		}
 		time.Sleep(moveInterval)
 		synctest.Wait()
-		if n := commits() - start; n != 2 || b.Depth("a") != 21 {
-			t.Fatalf("after moveInterval: %d commits, depth %d; want the burst in one commit", n, b.Depth("a"))
+		if n := commits() - start; n != 2 || b.Depth(context.Background(), "a") != 21 {
+			t.Fatalf("after moveInterval: %d commits, depth %d; want the burst in one commit", n, b.Depth(context.Background(), "a"))
 		}
 	})
 }

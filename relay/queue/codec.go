@@ -2,7 +2,6 @@ package queue
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -21,7 +20,10 @@ import (
 // uvarint length and the bytes, counts as varints, times as a flag byte (0
 // for the zero time) then varint Unix seconds and uvarint nanoseconds,
 // lists as a uvarint count of strings (tags and settings: of key/value
-// pairs). Records stored as JSON by earlier versions still decode.
+// pairs; evidence: name, value and a flag; pull requests: title and URL).
+// A change of this layout gets a new version byte, a decoder for the
+// old one and a test that reads records of the old one
+// (TestStoredFormatsStillDecode).
 const (
 	alertFormatV1    = 1
 	deliveryFormatV1 = 1
@@ -31,7 +33,8 @@ func encodeAlert(a formatter.Alert) []byte {
 	b := make([]byte, 0, 512)
 	b = append(b, alertFormatV1)
 	for _, s := range []string{a.Resource, a.Action, a.Title, a.Project, a.ProjectName, a.Org, a.Environment,
-		a.Level, a.Location, a.Release, a.Rule, a.Message, a.Link, a.IssueID, a.ShortID, a.EventID, a.Assignee} {
+		a.Level, a.Location, a.Release, a.Rule, a.Message, a.Link, a.IssueID, a.ShortID, a.EventID, a.Assignee,
+		a.RuleID, a.Kind, a.Subtitle, a.Activity, a.Actor, a.Commit} {
 		b = appendString(b, s)
 	}
 	b = binary.AppendVarint(b, a.Events)
@@ -45,7 +48,22 @@ func encodeAlert(a formatter.Alert) []byte {
 	for _, k := range slices.Sorted(maps.Keys(a.Settings)) {
 		b = appendString(appendString(b, k), a.Settings[k])
 	}
+	b = binary.AppendUvarint(b, uint64(len(a.Evidence)))
+	for _, e := range a.Evidence {
+		b = appendFlag(appendString(appendString(b, e.Name), e.Value), e.Important)
+	}
+	b = binary.AppendUvarint(b, uint64(len(a.PullRequests)))
+	for _, r := range a.PullRequests {
+		b = appendString(appendString(b, r.Title), r.URL)
+	}
 	return b
+}
+
+func appendFlag(b []byte, f bool) []byte {
+	if f {
+		return append(b, 1)
+	}
+	return append(b, 0)
 }
 
 func encodeDeliveryRecord(d deliveryRecord) []byte {
@@ -54,11 +72,7 @@ func encodeDeliveryRecord(d deliveryRecord) []byte {
 	b = appendString(b, d.Type)
 	b = appendStrings(b, d.Mentions.Mobiles)
 	b = appendStrings(b, d.Mentions.UserIDs)
-	if d.Mentions.All {
-		b = append(b, 1)
-	} else {
-		b = append(b, 0)
-	}
+	b = appendFlag(b, d.Mentions.All)
 	return appendTime(b, d.Accepted)
 }
 
@@ -190,16 +204,13 @@ func decodeAlert(b []byte) (formatter.Alert, error) {
 	if len(b) == 0 {
 		return a, errors.New("empty alert record")
 	}
-	if b[0] == '{' {
-		err := json.Unmarshal(b, &a)
-		return a, err
-	}
 	if b[0] != alertFormatV1 {
 		return a, fmt.Errorf("alert record of unknown format %d", b[0])
 	}
 	r := &recordReader{b: b[1:], s: string(b[1:])}
 	for _, s := range []*string{&a.Resource, &a.Action, &a.Title, &a.Project, &a.ProjectName, &a.Org, &a.Environment,
-		&a.Level, &a.Location, &a.Release, &a.Rule, &a.Message, &a.Link, &a.IssueID, &a.ShortID, &a.EventID, &a.Assignee} {
+		&a.Level, &a.Location, &a.Release, &a.Rule, &a.Message, &a.Link, &a.IssueID, &a.ShortID, &a.EventID, &a.Assignee,
+		&a.RuleID, &a.Kind, &a.Subtitle, &a.Activity, &a.Actor, &a.Commit} {
 		*s = r.string()
 	}
 	a.Events = r.varint()
@@ -218,6 +229,18 @@ func decodeAlert(b []byte) (formatter.Alert, error) {
 			a.Settings[k] = r.string()
 		}
 	}
+	if n := r.count(3); n > 0 {
+		a.Evidence = make([]formatter.Evidence, n)
+		for i := range a.Evidence {
+			a.Evidence[i] = formatter.Evidence{Name: r.string(), Value: r.string(), Important: r.flag() == 1}
+		}
+	}
+	if n := r.count(2); n > 0 {
+		a.PullRequests = make([]formatter.Ref, n)
+		for i := range a.PullRequests {
+			a.PullRequests[i] = formatter.Ref{Title: r.string(), URL: r.string()}
+		}
+	}
 	if err := r.end(); err != nil {
 		return formatter.Alert{}, fmt.Errorf("alert record: %w", err)
 	}
@@ -226,10 +249,6 @@ func decodeAlert(b []byte) (formatter.Alert, error) {
 
 func decodeDeliveryRecord(b []byte) (deliveryRecord, error) {
 	var d deliveryRecord
-	if len(b) > 0 && b[0] == '{' {
-		err := json.Unmarshal(b, &d)
-		return d, err
-	}
 	if len(b) == 0 || b[0] != deliveryFormatV1 {
 		return d, errors.New("delivery record of unknown format")
 	}

@@ -1,8 +1,8 @@
 package queue
 
 import (
+	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"hash/crc32"
 	"os"
@@ -23,13 +23,12 @@ func journalOnly(t *testing.T, dir string, seq uint64, subs ...Submission) []pos
 	defer j.close()
 	var payloads [][]byte
 	for _, sub := range subs {
-		alert, _ := json.Marshal(sub.Alert)
-		st := storedSubmission{AlertID: sub.AlertID, Targets: sub.Targets, Accept: sub.Accepted, Alert: alert}
+		st := storedSubmission{AlertID: sub.AlertID, Targets: sub.Targets, Accept: sub.Accepted}
 		if sub.DedupeKey != "" {
 			h := hashKey(sub.DedupeKey)
 			st.Dedupe, st.Expires = h, time.Now().Add(time.Hour).UnixNano()
 		}
-		p, _ := json.Marshal(st)
+		p, _ := encodeRecord(st, encodeAlert(sub.Alert))
 		payloads = append(payloads, p)
 	}
 	ends, err := j.append(payloads)
@@ -54,8 +53,8 @@ func TestReplayAfterCrash(t *testing.T) {
 	if fmt.Sprint(titles(pa)) != "[alert 0 alert 1 alert 2]" || fmt.Sprint(titles(pb)) != "[alert 1]" {
 		t.Fatalf("after replay a=%v b=%v", titles(pa), titles(pb))
 	}
-	if b.Depth("a") != 3 || b.Depth("b") != 1 {
-		t.Errorf("depths %d %d", b.Depth("a"), b.Depth("b"))
+	if b.Depth(context.Background(), "a") != 3 || b.Depth(context.Background(), "b") != 1 {
+		t.Errorf("depths %d %d", b.Depth(context.Background(), "a"), b.Depth(context.Background(), "b"))
 	}
 	// Replayed dedupe keys still count.
 	if dup := enqueue(t, b, submission(2, "a")); !dup {
@@ -75,8 +74,7 @@ func TestReplaySkipsWhatWasMoved(t *testing.T) {
 	// the process died before deleting the journal.
 	var items []moveItem
 	for i, sub := range subs[:2] {
-		alert, _ := json.Marshal(sub.Alert)
-		items = append(items, moveItem{rec: storedSubmission{AlertID: sub.AlertID, Targets: sub.Targets, Accept: sub.Accepted}, alert: alert, end: ends[i]})
+		items = append(items, moveItem{rec: storedSubmission{AlertID: sub.AlertID, Targets: sub.Targets, Accept: sub.Accepted}, alert: encodeAlert(sub.Alert), end: ends[i]})
 	}
 	if err := b.db.Update(func(tx *bolt.Tx) error { return store(tx, items) }); err != nil {
 		t.Fatal(err)
@@ -147,8 +145,8 @@ func TestJournalRotatesAndDropsMovedFiles(t *testing.T) {
 	if len(seqs) != 1 || seqs[0] < 2 {
 		t.Errorf("journal files %v: rotated files should be gone once moved", seqs)
 	}
-	if b.Depth("a") != 300 {
-		t.Errorf("depth %d", b.Depth("a"))
+	if b.Depth(context.Background(), "a") != 300 {
+		t.Errorf("depth %d", b.Depth(context.Background(), "a"))
 	}
 }
 
@@ -166,8 +164,8 @@ func TestFailedJournalWriteRefusesAndRecovers(t *testing.T) {
 	if dup := enqueue(t, b, submission(1, "a")); dup {
 		t.Error("a refused submission's dedupe key was kept")
 	}
-	if b.Depth("a") != 1 {
-		t.Errorf("depth %d after recovery", b.Depth("a"))
+	if b.Depth(context.Background(), "a") != 1 {
+		t.Errorf("depth %d after recovery", b.Depth(context.Background(), "a"))
 	}
 }
 

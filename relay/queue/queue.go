@@ -61,6 +61,19 @@ type DeadLetter struct {
 	Unreadable bool `json:"unreadable,omitempty"`
 }
 
+// MaxRecord is the largest stored form of a submission a store takes. The
+// parsers bound every field of an alert far below it; a store refuses a
+// larger one rather than acknowledge what it might not read back.
+const MaxRecord = 1 << 20
+
+// ErrTooLarge is returned for a submission larger than MaxRecord.
+var ErrTooLarge = errors.New("queue: the alert is too large to store")
+
+// tooLarge is ErrTooLarge with the sizes.
+func tooLarge(n int) error {
+	return fmt.Errorf("%w: %d bytes stored, at most %d", ErrTooLarge, n, MaxRecord)
+}
+
 // ErrClosed is returned by a store that is shutting down.
 var ErrClosed = errors.New("queue: store closed")
 
@@ -71,9 +84,11 @@ var ErrNotFound = errors.New("queue: no such dead letter")
 // unreadable delivery. Replaying every dead letter passes over those.
 var ErrUnreadable = errors.New("queue: the dead letter holds an unreadable delivery and cannot be replayed")
 
-// selectForReplay reports whether a replay of ids (none: all) takes dl. An
-// unreadable dead letter is passed over, and refused when named.
-func selectForReplay(dl DeadLetter, ids []string) (bool, error) {
+// SelectForReplay reports whether a replay of ids (dead-letter or alert
+// ids; none: all) takes dl: the one rule every store and the admin
+// service use. An unreadable dead letter is passed over, and refused when
+// named.
+func SelectForReplay(dl DeadLetter, ids []string) (bool, error) {
 	named := slices.Contains(ids, dl.ID) || slices.Contains(ids, dl.Delivery.AlertID)
 	switch {
 	case len(ids) > 0 && !named:

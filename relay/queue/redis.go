@@ -237,9 +237,15 @@ func (r *Redis) Enqueue(ctx context.Context, sub Submission) (dup bool, err erro
 		dedupe = "1"
 	}
 	args := []any{r.window.Milliseconds(), dedupe}
+	size := 0
 	for _, t := range sub.Targets {
 		keys = append(keys, streamKey(t.Robot))
-		args = append(args, encodeEntry(sub.AlertID, alert, t.Mentions, t.Type, sub.Accepted))
+		entry := encodeEntry(sub.AlertID, alert, t.Mentions, t.Type, sub.Accepted)
+		size += len(entry)
+		args = append(args, entry)
+	}
+	if size > MaxRecord {
+		return false, tooLarge(size)
 	}
 	cctx, cancel := r.ctx(ctx)
 	defer cancel()
@@ -519,7 +525,7 @@ func (r *Redis) Replay(ctx context.Context, ids []string, robot string) ([]DeadL
 	var replayed []DeadLetter
 	now := time.Now()
 	for _, dl := range all {
-		selected, err := selectForReplay(dl, ids)
+		selected, err := SelectForReplay(dl, ids)
 		if err != nil {
 			return replayed, err
 		}
@@ -549,8 +555,8 @@ func (r *Redis) Replay(ctx context.Context, ids []string, robot string) ([]DeadL
 }
 
 // Depth returns how many deliveries wait for robot (in Redis and spooled).
-func (r *Redis) Depth(robot string) int {
-	ctx, cancel := r.ctx(context.Background())
+func (r *Redis) Depth(ctx context.Context, robot string) int {
+	ctx, cancel := r.ctx(ctx)
 	defer cancel()
 	n, err := r.client.XLen(ctx, streamKey(robot)).Result()
 	r.mu.Lock()
@@ -558,7 +564,7 @@ func (r *Redis) Depth(robot string) int {
 	if err == nil {
 		r.depth[robot] = int(n)
 	}
-	return r.depth[robot] + r.spool.Depth(robot)
+	return r.depth[robot] + r.spool.Depth(ctx, robot)
 }
 
 // Check reports whether alerts can be stored: nil when Redis answers, an

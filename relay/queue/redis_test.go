@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -52,8 +53,8 @@ func TestRedisQueue(t *testing.T) {
 	if n.count("a") != 3 {
 		t.Errorf("notified %d times", n.count("a"))
 	}
-	if r.Depth("a") != 3 || r.Depth("b") != 3 {
-		t.Fatalf("depths %d %d", r.Depth("a"), r.Depth("b"))
+	if r.Depth(context.Background(), "a") != 3 || r.Depth(context.Background(), "b") != 3 {
+		t.Fatalf("depths %d %d", r.Depth(context.Background(), "a"), r.Depth(context.Background(), "b"))
 	}
 	pa, err := r.Pending(ctx, "a", 10)
 	if err != nil || fmt.Sprint(titles(pa)) != "[alert 0 alert 1 alert 2]" {
@@ -70,8 +71,8 @@ func TestRedisQueue(t *testing.T) {
 	if err := r.Ack(ctx, "a", []string{pa[0].ID, pa[1].ID}); err != nil {
 		t.Fatal(err)
 	}
-	if pa, _ = r.Pending(ctx, "a", 10); fmt.Sprint(titles(pa)) != "[alert 2]" || r.Depth("a") != 1 {
-		t.Errorf("after ack: %v depth %d", titles(pa), r.Depth("a"))
+	if pa, _ = r.Pending(ctx, "a", 10); fmt.Sprint(titles(pa)) != "[alert 2]" || r.Depth(context.Background(), "a") != 1 {
+		t.Errorf("after ack: %v depth %d", titles(pa), r.Depth(context.Background(), "a"))
 	}
 	if pb, _ := r.Pending(ctx, "b", 2); len(pb) != 2 {
 		t.Errorf("max not applied: %d", len(pb))
@@ -95,8 +96,8 @@ func TestRedisDedupe(t *testing.T) {
 	if dup, _ := r.Enqueue(ctx, submission(1, "a")); dup {
 		t.Fatal("repeat after the window detected")
 	}
-	if r.Depth("a") != 2 {
-		t.Errorf("depth %d", r.Depth("a"))
+	if r.Depth(context.Background(), "a") != 2 {
+		t.Errorf("depth %d", r.Depth(context.Background(), "a"))
 	}
 }
 
@@ -125,8 +126,8 @@ func TestRedisClaimsFromADeadReplica(t *testing.T) {
 	if err := r2.Ack(ctx, "a", []string{got[0].ID, got[1].ID}); err != nil {
 		t.Fatal(err)
 	}
-	if r2.Depth("a") != 0 {
-		t.Errorf("depth %d", r2.Depth("a"))
+	if r2.Depth(context.Background(), "a") != 0 {
+		t.Errorf("depth %d", r2.Depth(context.Background(), "a"))
 	}
 }
 
@@ -139,8 +140,8 @@ func TestRedisBuryAndReplay(t *testing.T) {
 	if err := r.Bury(ctx, "a", []string{pa[0].ID}, "expired"); err != nil {
 		t.Fatal(err)
 	}
-	if r.Depth("a") != 0 {
-		t.Fatalf("depth %d", r.Depth("a"))
+	if r.Depth(context.Background(), "a") != 0 {
+		t.Fatalf("depth %d", r.Depth(context.Background(), "a"))
 	}
 	dls, err := r.DeadLetters(ctx)
 	if err != nil || len(dls) != 1 || dls[0].Reason != "expired" || dls[0].Delivery.Robot != "a" || dls[0].Delivery.Alert.Title != "alert 1" {
@@ -214,8 +215,8 @@ func TestRedisOutageSpools(t *testing.T) {
 		t.Errorf("Check = %v, want degraded", err)
 	}
 	r.spool.Sync(ctx)
-	if r.Depth("a") < 1 {
-		t.Errorf("spooled alert not counted: depth %d", r.Depth("a"))
+	if r.Depth(context.Background(), "a") < 1 {
+		t.Errorf("spooled alert not counted: depth %d", r.Depth(context.Background(), "a"))
 	}
 	if err := m.Restart(); err != nil {
 		t.Fatal(err)
@@ -234,7 +235,7 @@ func TestRedisOutageSpools(t *testing.T) {
 	if err := r.Check(ctx); err != nil {
 		t.Errorf("Check after recovery: %v", err)
 	}
-	if r.spool.Depth("a") != 0 {
+	if r.spool.Depth(context.Background(), "a") != 0 {
 		t.Errorf("spool not emptied")
 	}
 }
@@ -294,8 +295,8 @@ func TestRedisUndecodableEntryIsBuried(t *testing.T) {
 	if err != nil || len(pa) != 1 {
 		t.Fatalf("pending %v %v", titles(pa), err)
 	}
-	if r.Depth("a") != 1 {
-		t.Errorf("the bad entry is still queued: depth %d", r.Depth("a"))
+	if r.Depth(context.Background(), "a") != 1 {
+		t.Errorf("the bad entry is still queued: depth %d", r.Depth(context.Background(), "a"))
 	}
 	raw, _ := m.Stream(keyDead)
 	if len(raw) != 1 {

@@ -7,9 +7,22 @@ import (
 	"time"
 )
 
+// fixed is a Window used at one rate, as the dispatcher uses it for one
+// receiver.
+type fixed struct {
+	*Window
+	rate Rate
+}
+
+func at(limit int) fixed { return fixed{NewWindow(Period, nil), Rate{PerMinute: limit}} }
+
+func (f fixed) Take(ctx context.Context, robot string) (time.Duration, error) {
+	return f.Window.Take(ctx, robot, f.rate)
+}
+
 // send waits for the limiter like the dispatcher does and returns the send
 // times.
-func sendAll(t *testing.T, w *Window, robot string, n int) []time.Time {
+func sendAll(t *testing.T, w fixed, robot string, n int) []time.Time {
 	var times []time.Time
 	for len(times) < n {
 		wait, err := w.Take(context.Background(), robot)
@@ -39,7 +52,7 @@ func maxInWindow(times []time.Time, window time.Duration) int {
 func TestNeverMoreThanLimitPerMinute(t *testing.T) {
 	for _, limit := range []int{1, 5, 18, 20} {
 		synctest.Test(t, func(t *testing.T) {
-			w := NewWindow(limit, Period, nil)
+			w := at(limit)
 			times := sendAll(t, w, "a", 200)
 			if got := maxInWindow(times, Period); got > limit {
 				t.Errorf("limit %d: %d sends in one minute", limit, got)
@@ -55,7 +68,7 @@ func TestNeverMoreThanLimitPerMinute(t *testing.T) {
 
 func TestPacingAfterBurst(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := NewWindow(18, Period, nil)
+		w := at(18)
 		times := sendAll(t, w, "a", 18)
 		start := times[0]
 		burst := 0
@@ -78,7 +91,7 @@ func TestPacingAfterBurst(t *testing.T) {
 
 func TestRobotsAreIndependent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := NewWindow(2, Period, nil)
+		w := at(2)
 		sendAll(t, w, "a", 2)
 		if wait, _ := w.Take(context.Background(), "a"); wait == 0 {
 			t.Error("robot a over its budget")
@@ -91,20 +104,20 @@ func TestRobotsAreIndependent(t *testing.T) {
 
 func TestPark(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := NewWindow(18, Period, nil)
+		w := at(18)
 		until := time.Now().Add(10 * time.Minute)
 		w.Park(context.Background(), "a", until)
 		wait, _ := w.Take(context.Background(), "a")
 		if wait != 10*time.Minute {
 			t.Errorf("parked robot waits %v, want 10m", wait)
 		}
-		if !w.Parked("a").Equal(until) || !w.Parked("b").IsZero() {
-			t.Errorf("Parked: a %v b %v", w.Parked("a"), w.Parked("b"))
+		if wait, _ := w.Take(context.Background(), "b"); wait != 0 {
+			t.Errorf("robot b waits %v for robot a's park", wait)
 		}
 		// A shorter park does not cut a longer one short.
 		w.Park(context.Background(), "a", time.Now().Add(time.Minute))
-		if !w.Parked("a").Equal(until) {
-			t.Error("a shorter park replaced a longer one")
+		if wait, _ := w.Take(context.Background(), "a"); wait != 10*time.Minute {
+			t.Errorf("a shorter park replaced a longer one: wait %v", wait)
 		}
 		time.Sleep(10 * time.Minute)
 		if wait, _ := w.Take(context.Background(), "a"); wait != 0 {
@@ -115,7 +128,7 @@ func TestPark(t *testing.T) {
 
 func TestWaitingRecordsNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := NewWindow(1, Period, nil)
+		w := at(1)
 		w.Take(context.Background(), "a")
 		for range 100 {
 			w.Take(context.Background(), "a")
@@ -129,13 +142,40 @@ func TestWaitingRecordsNothing(t *testing.T) {
 
 func TestDoneCountsFromCompletion(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := NewWindow(1, Period, nil)
+		w := at(1)
 		w.Take(context.Background(), "a")
 		time.Sleep(5 * time.Second) // a slow send
 		w.Done(context.Background(), "a")
 		time.Sleep(Period - time.Second)
 		if wait, _ := w.Take(context.Background(), "a"); wait != time.Second {
 			t.Errorf("wait %v: the window must count the send from when it finished", wait)
+		}
+	})
+}
+
+func TestPerSecondCapsTheBurst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := fixed{NewWindow(Period, nil), Rate{PerMinute: 90, PerSecond: 5}}
+		times := sendAll(t, w, "feishu", 90)
+		if got := maxInWindow(times, time.Second); got > 5 {
+			t.Errorf("%d sends in one second, want at most 5", got)
+		}
+		if got := maxInWindow(times, Period); got > 90 {
+			t.Errorf("%d sends in one minute, want at most 90", got)
+		}
+	})
+}
+
+func TestEachRobotHasItsOwnRate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := NewWindow(Period, nil)
+		slow, fast := fixed{w, Rate{PerMinute: 2}}, fixed{w, Rate{PerMinute: 60}}
+		sendAll(t, slow, "slow", 2)
+		if wait, _ := slow.Take(context.Background(), "slow"); wait == 0 {
+			t.Error("the slow robot went over its 2 a minute")
+		}
+		if got := maxInWindow(sendAll(t, fast, "fast", 120), Period); got > 60 || got < 30 {
+			t.Errorf("the fast robot sent %d in a minute, want up to its own 60", got)
 		}
 	})
 }

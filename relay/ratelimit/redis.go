@@ -18,21 +18,24 @@ import (
 // through in one window: DingTalk would block the robot.
 type Redis struct {
 	client   *redis.Client
-	limit    int
 	period   time.Duration
-	burst    int
 	consumer string
+	now      func() time.Time
 
 	mu   sync.Mutex
 	seq  uint64
 	last map[string]string // robot -> member of this replica's latest send
 }
 
-// NewRedis returns a shared limiter of limit sends per period per robot.
-// consumer names this replica (it makes the window's members unique).
-func NewRedis(client *redis.Client, limit int, period time.Duration, consumer string) *Redis {
-	limit = max(limit, 1)
-	return &Redis{client: client, limit: limit, period: period, burst: max(1, limit/4), consumer: consumer, last: map[string]string{}}
+// NewRedis returns a shared limiter whose budgets are per period (Period,
+// outside tests). consumer names this replica (it makes the window's
+// members unique); now is the clock Park's deadlines are on (nil:
+// time.Now).
+func NewRedis(client *redis.Client, period time.Duration, consumer string, now func() time.Time) *Redis {
+	if now == nil {
+		now = time.Now
+	}
+	return &Redis{client: client, period: period, consumer: consumer, now: now, last: map[string]string{}}
 }
 
 func limiterKeys(robot string) []string {
@@ -42,11 +45,11 @@ func limiterKeys(robot string) []string {
 
 // takeScript records a send if the window and the pacing allow it and
 // returns 0, else how many ms to wait. KEYS: window, parked, pace.
-// ARGV: limit, period ms, burst, member.
+// ARGV: limit, period ms, burst, member, most sends per second (0: none).
 var takeScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local limit, period, burst = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local limit, period, burst, persec = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[5])
 local parked = redis.call('PTTL', KEYS[2])
 if parked > 0 then
   return parked
@@ -55,6 +58,12 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - period)
 if redis.call('ZCARD', KEYS[1]) >= limit then
   local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
   return math.max(1, tonumber(oldest[2]) + period - now)
+end
+if persec > 0 then
+  local recent = redis.call('ZRANGEBYSCORE', KEYS[1], now - 999, '+inf', 'WITHSCORES')
+  if #recent / 2 >= persec then
+    return math.max(1, tonumber(recent[2]) + 1000 - now)
+  end
 end
 local pace = redis.call('HMGET', KEYS[3], 'tokens', 'ts')
 local tokens, ts = tonumber(pace[1]), tonumber(pace[2])
@@ -80,14 +89,14 @@ redis.call('ZADD', KEYS[1], 'XX', now, ARGV[1])
 return 0
 `)
 
-// Take records a send to robot and returns 0 if one is allowed now;
-// otherwise it records nothing and returns how long to wait.
-func (r *Redis) Take(ctx context.Context, robot string) (time.Duration, error) {
+// Take records a send to robot and returns 0 if one is allowed now at rate
+// rt; otherwise it records nothing and returns how long to wait.
+func (r *Redis) Take(ctx context.Context, robot string, rt Rate) (time.Duration, error) {
 	r.mu.Lock()
 	r.seq++
 	member := r.consumer + ":" + strconv.FormatUint(r.seq, 10)
 	r.mu.Unlock()
-	ms, err := takeScript.Run(ctx, r.client, limiterKeys(robot), r.limit, r.period.Milliseconds(), r.burst, member).Int64()
+	ms, err := takeScript.Run(ctx, r.client, limiterKeys(robot), rt.limit(), r.period.Milliseconds(), rt.burst(), member, rt.PerSecond).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("rate limit %s: %w", robot, err)
 	}
@@ -115,7 +124,7 @@ func (r *Redis) Done(ctx context.Context, robot string) error {
 
 // Park stops sends to robot, by every replica, until the given time.
 func (r *Redis) Park(ctx context.Context, robot string, until time.Time) error {
-	d := time.Until(until)
+	d := until.Sub(r.now())
 	if d <= 0 {
 		return nil
 	}

@@ -9,9 +9,23 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// fixedRedis is a Redis limiter used at one rate.
+type fixedRedis struct {
+	*Redis
+	rate Rate
+}
+
+func atRedis(c *redis.Client, limit int, consumer string) fixedRedis {
+	return fixedRedis{NewRedis(c, Period, consumer, nil), Rate{PerMinute: limit}}
+}
+
+func (f fixedRedis) Take(ctx context.Context, robot string) (time.Duration, error) {
+	return f.Redis.Take(ctx, robot, f.rate)
+}
+
 // sharedSends drives limiters that share one Redis, on Redis's clock: each
 // asks in turn, and the clock moves to the earliest time one may send.
-func sharedSends(t *testing.T, m *miniredis.Miniredis, ls []*Redis, n int) []time.Time {
+func sharedSends(t *testing.T, m *miniredis.Miniredis, ls []fixedRedis, n int) []time.Time {
 	t.Helper()
 	now := time.Unix(1_700_000_000, 0)
 	m.SetTime(now)
@@ -37,7 +51,7 @@ func TestRedisWindowSharedByReplicas(t *testing.T) {
 	m := miniredis.RunT(t)
 	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
 	defer c.Close()
-	replicas := []*Redis{NewRedis(c, 18, Period, "a"), NewRedis(c, 18, Period, "b"), NewRedis(c, 18, Period, "c")}
+	replicas := []fixedRedis{atRedis(c, 18, "a"), atRedis(c, 18, "b"), atRedis(c, 18, "c")}
 	times := sharedSends(t, m, replicas, 100)
 	if got := maxInWindow(times, Period); got > 18 {
 		t.Errorf("%d sends in one minute across 3 replicas", got)
@@ -62,7 +76,7 @@ func TestRedisParkIsShared(t *testing.T) {
 	m := miniredis.RunT(t)
 	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
 	defer c.Close()
-	a, b := NewRedis(c, 18, Period, "a"), NewRedis(c, 18, Period, "b")
+	a, b := atRedis(c, 18, "a"), atRedis(c, 18, "b")
 	if err := a.Park(context.Background(), "robot", time.Now().Add(10*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +94,7 @@ func TestRedisDoneMovesTheSend(t *testing.T) {
 	m := miniredis.RunT(t)
 	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
 	defer c.Close()
-	l := NewRedis(c, 1, Period, "a")
+	l := atRedis(c, 1, "a")
 	t0 := time.Unix(1_700_000_000, 0)
 	m.SetTime(t0)
 	l.Take(context.Background(), "robot")
@@ -95,5 +109,16 @@ func TestRedisDoneMovesTheSend(t *testing.T) {
 	// The limiter's keys expire (only the queue must not).
 	if ttl := m.TTL("{sdr}:rl:robot:w"); ttl <= 0 {
 		t.Errorf("window key has no TTL")
+	}
+}
+
+func TestRedisPerSecond(t *testing.T) {
+	m := miniredis.RunT(t)
+	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	defer c.Close()
+	l := fixedRedis{NewRedis(c, Period, "a", nil), Rate{PerMinute: 90, PerSecond: 5}}
+	times := sharedSends(t, m, []fixedRedis{l}, 60)
+	if got := maxInWindow(times, time.Second); got > 5 {
+		t.Errorf("%d sends in one second, want at most 5", got)
 	}
 }

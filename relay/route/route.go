@@ -13,37 +13,63 @@ import (
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/queue"
 )
 
-// Route sends matching alerts to robots.
+// Route sends matching alerts to robots. The routes file (RELAY_ROUTES_FILE)
+// decodes into it.
 type Route struct {
-	Name string
-	// Match selects alerts; nil matches every alert.
-	Match *Match
-	// Robots are the queue keys of the robots the route sends to.
-	Robots []string
+	Name string `yaml:"name"`
+	// Match selects alerts; nil (or empty) matches every alert.
+	Match *Match `yaml:"match"`
+	// Robots are the robots the route sends to: their names in the routes
+	// file, their queue keys once resolved (see Resolve).
+	Robots []string `yaml:"robots"`
 	// Mentions are who the route @-mentions.
-	Mentions Mentions
+	Mentions Mentions `yaml:"mentions"`
 	// Type overrides the robots' message type for this route's alerts.
-	Type string
+	Type string `yaml:"msgtype"`
 	// Continue lets the alert match later routes too.
-	Continue bool
+	Continue bool `yaml:"continue"`
 }
 
 // Match lists globs (path.Match syntax, case-insensitive); every non-empty
 // list must have a glob matching the alert's field.
 type Match struct {
-	Projects     []string
-	Environments []string
-	Levels       []string
-	Resources    []string
+	Projects     []string `yaml:"projects"`
+	Environments []string `yaml:"environments"`
+	Levels       []string `yaml:"levels"`
+	Resources    []string `yaml:"resources"`
 }
 
 // Mentions are who a route @-mentions, and for which levels.
 type Mentions struct {
-	Mobiles []string
-	UserIDs []string
-	All     bool
+	Mobiles []string `yaml:"mobiles"`
+	UserIDs []string `yaml:"user_ids"`
+	All     bool     `yaml:"all"`
 	// Levels limit mentions to alerts of these levels; empty means always.
-	Levels []string
+	Levels []string `yaml:"levels"`
+}
+
+// CatchAll reports whether the route takes every alert.
+func (rt Route) CatchAll() bool {
+	m := rt.Match
+	return m == nil || len(m.Projects)+len(m.Environments)+len(m.Levels)+len(m.Resources) == 0
+}
+
+// Resolve returns routes with robot names replaced by queue keys (keys:
+// name to key).
+func Resolve(routes []Route, keys map[string]string) ([]Route, error) {
+	out := make([]Route, len(routes))
+	for i, rt := range routes {
+		rt.Robots = nil
+		for _, name := range routes[i].Robots {
+			key, ok := keys[name]
+			if !ok {
+				return nil, fmt.Errorf("route %q: unknown robot %q", rt.Name, name)
+			}
+			rt.Robots = append(rt.Robots, key)
+		}
+		out[i] = rt
+	}
+	return out, nil
 }
 
 // Alert-rule-action settings the router reads.
@@ -62,8 +88,8 @@ type UnknownRouteError struct{ Name string }
 
 func (e *UnknownRouteError) Error() string { return fmt.Sprintf("unknown route %q", e.Name) }
 
-// New returns a router over routes. Globs must have been validated (see
-// ValidGlob).
+// New returns a router over resolved routes; their globs were validated
+// with the configuration.
 func New(routes []Route) *Router {
 	return &Router{routes: routes}
 }
@@ -121,11 +147,17 @@ func (r *Router) Route(a formatter.Alert, forced string) ([]queue.Target, error)
 		}
 	}
 	override, hasOverride := a.Settings[SettingMentions]
+	var mobiles []string
+	if hasOverride {
+		// The setting is saved through Sentry's form: only what DingTalk
+		// can ping is kept.
+		mobiles = slices.DeleteFunc(SplitList(override), func(s string) bool { return !formatter.ValidMobile(s) })
+	}
 	var targets []queue.Target
 	for _, rt := range chosen {
 		m := rt.Mentions.For(a)
 		if hasOverride {
-			m = formatter.Mentions{Mobiles: SplitList(override), UserIDs: m.UserIDs, All: m.All}
+			m = formatter.Mentions{Mobiles: mobiles, UserIDs: m.UserIDs, All: m.All}
 		}
 		for _, robot := range rt.Robots {
 			i := slices.IndexFunc(targets, func(t queue.Target) bool { return t.Robot == robot })
@@ -188,14 +220,6 @@ func anyGlob(globs []string, value string) bool {
 		}
 	}
 	return false
-}
-
-// ValidGlob reports whether g is a well-formed glob.
-func ValidGlob(g string) error {
-	if _, err := path.Match(g, ""); err != nil {
-		return fmt.Errorf("bad glob %q: %w", g, err)
-	}
-	return nil
 }
 
 // SplitList splits a comma- or whitespace-separated list, dropping empties.

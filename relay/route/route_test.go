@@ -112,11 +112,39 @@ func TestSameRobotTwiceMergesMentions(t *testing.T) {
 	}
 }
 
-func TestValidGlobAndSplit(t *testing.T) {
-	if ValidGlob("prod*") != nil || ValidGlob("[") == nil {
-		t.Error("ValidGlob")
-	}
+func TestSplit(t *testing.T) {
 	if got := fmt.Sprint(SplitList(" a, b ,,c\nd，e")); got != "[a b c d e]" {
 		t.Errorf("SplitList = %s", got)
+	}
+}
+
+func TestResolve(t *testing.T) {
+	routes := []Route{{Name: "a", Robots: []string{"ops", "web"}}}
+	got, err := Resolve(routes, map[string]string{"ops": "k1", "web": "k2"})
+	if err != nil || fmt.Sprint(got[0].Robots) != "[k1 k2]" || fmt.Sprint(routes[0].Robots) != "[ops web]" {
+		t.Errorf("Resolve = %v, %v (and must not change its input)", got, err)
+	}
+	if _, err := Resolve(routes, map[string]string{"ops": "k1"}); err == nil || !strings.Contains(err.Error(), `unknown robot "web"`) {
+		t.Errorf("unknown robot: %v", err)
+	}
+}
+
+func TestMentionsSettingKeepsOnlyMobiles(t *testing.T) {
+	r := New([]Route{{Name: "a", Robots: []string{"x"}}})
+	got, _ := r.Route(formatter.Alert{Settings: map[string]string{SettingMentions: "13800000000, [x](https://evil.example), @all, 138-0000-0000"}}, "")
+	if describe(got) != "x[13800000000]" {
+		t.Errorf("%s: a mentions setting may only name mobiles DingTalk can ping", describe(got))
+	}
+}
+
+func TestCatchAll(t *testing.T) {
+	for rt, want := range map[*Route]bool{
+		{Name: "a"}:                  true,
+		{Name: "b", Match: &Match{}}: true,
+		{Name: "c", Match: &Match{Levels: []string{"error"}}}: false,
+	} {
+		if rt.CatchAll() != want {
+			t.Errorf("%s: CatchAll() = %v", rt.Name, !want)
+		}
 	}
 }

@@ -16,10 +16,10 @@ import (
 // check Sentry runs when a rule with the relay's action is saved. Sentry
 // shows the "message" of the answer to the user.
 type RuleAction struct {
-	// ClientSecret verifies Sentry-App-Signature when set.
-	ClientSecret string
-	Router       Router
-	Log          *slog.Logger
+	// ClientSecrets verify Sentry-App-Signature when set: any of them.
+	ClientSecrets []string
+	Router        Router
+	Log           *slog.Logger
 }
 
 // ruleActionBodyLimit bounds the rule-save request, a few fields.
@@ -41,7 +41,7 @@ func (a *RuleAction) Save(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, status, map[string]string{"message": err.Error()})
 		return
 	}
-	if a.ClientSecret != "" && !ValidSignature(a.ClientSecret, body, r.Header) {
+	if len(a.ClientSecrets) > 0 && !ValidSignature(a.ClientSecrets, body, r.Header) {
 		a.log().Warn("alert-rule-action request with a missing or wrong signature", "remote", r.RemoteAddr)
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"message": "missing or wrong Sentry-App-Signature"})
 		return
@@ -68,7 +68,7 @@ func (a *RuleAction) Save(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, m := range route.SplitList(fields[route.SettingMentions]) {
 		if !formatter.ValidMobile(m) {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"message": fmt.Sprintf("%q is not a mobile number: mentions are mobiles separated by commas, e.g. 13800000000,+1-2025550123", formatter.Shorten(m, 32))})
+			writeJSON(w, http.StatusBadRequest, map[string]string{"message": fmt.Sprintf("%q is not a mobile number DingTalk can ping: mentions are mobiles separated by commas, each %s", formatter.Shorten(m, 32), formatter.MobileRule)})
 			return
 		}
 	}
@@ -91,7 +91,7 @@ type option struct {
 // Options answers GET /sentry/options/routes with the routes for the rule
 // form's select field. Sentry signs the request over an empty body.
 func (a *RuleAction) Options(w http.ResponseWriter, r *http.Request) {
-	if a.ClientSecret != "" && !ValidSignature(a.ClientSecret, nil, r.Header) {
+	if len(a.ClientSecrets) > 0 && !ValidSignature(a.ClientSecrets, nil, r.Header) {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"message": "missing or wrong Sentry-App-Signature"})
 		return
 	}

@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -43,8 +44,10 @@ type Router interface {
 
 // Handler answers POST /sentry/webhook and /sentry/webhook/{route}.
 type Handler struct {
-	// ClientSecret verifies Integration Platform signatures when set.
-	ClientSecret string
+	// ClientSecrets verify Integration Platform signatures when set: a
+	// request signed with any of them (one per Sentry integration) is
+	// authentic.
+	ClientSecrets []string
 	// Token is required as ?token= on legacy webhooks when set.
 	Token string
 	// MaxBody is the largest body accepted.
@@ -59,6 +62,18 @@ type Handler struct {
 	Now func() time.Time
 	// StoreTimeout bounds how long storing an alert may take; 0 means 5 s.
 	StoreTimeout time.Duration
+	// Watchers see every authentic webhook's alert before it is routed;
+	// one that claims it (the canary's own) consumes it.
+	Watchers []Watcher
+
+	unrouted unroutedLog
+}
+
+// Watcher looks at authentic webhooks: the quiet watch and the canary.
+type Watcher interface {
+	// Observe sees an authentic webhook's alert (its Resource and Action
+	// only when it makes no card) and reports whether it consumes it.
+	Observe(a formatter.Alert, at time.Time) bool
 }
 
 // Signature headers: Sentry signs webhooks with the first, and the requests
@@ -110,6 +125,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	wh, err := sentry.Parse(resource, body, sentry.Options{SentryURL: h.SentryURL, Received: start})
 	res.action = actionLabel(wh.Alert.Action)
+	if h.observe(wh.Alert, start) {
+		res.name = "consumed"
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ignored", "reason": "the relay's own canary event"})
+		return
+	}
 	if reason, ok := sentry.IsIgnored(err); ok {
 		res.name = "ignored"
 		h.log().Debug("webhook ignored", "resource", res.resource, "reason", reason)
@@ -137,7 +157,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(targets) == 0 {
-		res.name = "ignored"
+		res.name = "no_route"
+		h.unrouted.warn(h.log(), wh.Alert, start)
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ignored", "reason": "no route matches this alert"})
 		return
 	}
@@ -152,6 +173,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	dup, err := h.Queue.Enqueue(ctx, queue.Submission{
 		AlertID: id, DedupeKey: wh.DedupeKey, Alert: wh.Alert, Targets: targets, Accepted: start,
 	})
+	if errors.Is(err, queue.ErrTooLarge) {
+		res.name = "too_large"
+		h.reject(w, r, http.StatusRequestEntityTooLarge, err.Error())
+		return
+	}
 	if err != nil {
 		res.name = "store_error"
 		h.log().Error("storing an alert failed; Sentry was answered 503", "err", err, "title", wh.Alert.Title)
@@ -171,11 +197,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 type outcome struct{ resource, action, name string }
 
+// observe shows an authentic webhook's alert to the watchers; true when one
+// consumes it.
+func (h *Handler) observe(a formatter.Alert, at time.Time) bool {
+	consumed := false
+	for _, w := range h.Watchers {
+		consumed = w.Observe(a, at) || consumed
+	}
+	return consumed
+}
+
 // authorized checks the request's signature (Integration Platform) or
 // token (legacy plugin), when those are configured.
 func (h *Handler) authorized(r *http.Request, resource string, body []byte) bool {
 	if resource != "" {
-		return h.ClientSecret == "" || ValidSignature(h.ClientSecret, body, r.Header)
+		return len(h.ClientSecrets) == 0 || ValidSignature(h.ClientSecrets, body, r.Header)
 	}
 	if h.Token == "" {
 		return true
@@ -184,9 +220,10 @@ func (h *Handler) authorized(r *http.Request, resource string, body []byte) bool
 }
 
 // ValidSignature reports whether the headers carry a Sentry signature of
-// body: lowercase hex HMAC-SHA256 keyed by the client secret, compared in
-// constant time over the exact bytes received.
-func ValidSignature(secret string, body []byte, header http.Header) bool {
+// body by one of the client secrets: lowercase hex HMAC-SHA256 keyed by the
+// secret, compared in constant time over the exact bytes received. Every
+// secret is tried, so the time taken does not tell which one matched.
+func ValidSignature(secrets []string, body []byte, header http.Header) bool {
 	sig := header.Get(headerSignature)
 	if sig == "" {
 		sig = header.Get(headerAppSignature)
@@ -195,9 +232,43 @@ func ValidSignature(secret string, body []byte, header http.Header) bool {
 	if err != nil || len(got) != sha256.Size {
 		return false
 	}
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write(body)
-	return hmac.Equal(got, mac.Sum(nil))
+	ok := false
+	for _, secret := range secrets {
+		mac := hmac.New(sha256.New, []byte(secret))
+		mac.Write(body)
+		ok = hmac.Equal(got, mac.Sum(nil)) || ok
+	}
+	return ok
+}
+
+// unroutedLog warns about alerts no route takes, once a minute per kind of
+// alert (project, resource, level), so a storm of them is one line a
+// minute, not thousands.
+type unroutedLog struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+func (u *unroutedLog) warn(log *slog.Logger, a formatter.Alert, now time.Time) {
+	key := a.Project + "\x00" + a.Resource + "\x00" + a.Level
+	u.mu.Lock()
+	if u.last == nil {
+		u.last = map[string]time.Time{}
+	}
+	seen, ok := u.last[key]
+	if !ok || now.Sub(seen) >= time.Minute {
+		u.last[key] = now
+	}
+	if len(u.last) > 1000 {
+		clear(u.last)
+	}
+	u.mu.Unlock()
+	if ok && now.Sub(seen) < time.Minute {
+		return
+	}
+	log.Warn("no route matches this alert: it was answered 200 ignored and is not delivered (add a catch-all route, or a route that matches it)",
+		"project", a.DisplayProject(), "resource", a.Resource, "level", a.Level, "environment", a.Environment,
+		"title", formatter.Shorten(a.Title, 120))
 }
 
 // ReadBody reads a request body of at most limit bytes. On failure it returns

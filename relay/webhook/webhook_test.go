@@ -7,7 +7,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/metrics"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/queue"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/route"
@@ -32,10 +35,15 @@ type fixture struct {
 	srv     *httptest.Server
 	store   *queue.Bolt
 	metrics *metrics.Metrics
+	handler *webhook.Handler
 }
 
 func newFixture(t *testing.T, clientSecret, token string) *fixture {
 	t.Helper()
+	var secrets []string
+	if clientSecret != "" {
+		secrets = strings.Split(clientSecret, "\n")
+	}
 	store, err := queue.OpenBolt(t.TempDir(), queue.BoltOptions{DedupeWindow: 30 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
@@ -46,10 +54,11 @@ func newFixture(t *testing.T, clientSecret, token string) *fixture {
 		{Name: "default", Robots: []string{"web"}},
 	})
 	h := &webhook.Handler{
-		ClientSecret: clientSecret, Token: token, MaxBody: 64 << 10, SentryURL: "https://sentry.example.com",
+		ClientSecrets: secrets, Token: token, MaxBody: 64 << 10, SentryURL: "https://sentry.example.com",
 		Queue: store, Router: router, Metrics: f.metrics,
 	}
-	ra := &webhook.RuleAction{ClientSecret: clientSecret, Router: router}
+	f.handler = h
+	ra := &webhook.RuleAction{ClientSecrets: secrets, Router: router}
 	mux := chi.NewRouter()
 	mux.Post("/sentry/webhook", h.ServeHTTP)
 	mux.Post("/sentry/webhook/{route}", h.ServeHTTP)
@@ -131,7 +140,7 @@ func TestIntegrationWebhooks(t *testing.T) {
 		}
 	}
 	f.store.Sync(context.Background())
-	if got := f.store.Depth("web"); got != 4 {
+	if got := f.store.Depth(context.Background(), "web"); got != 4 {
 		t.Errorf("%d alerts queued for web, want 4", got)
 	}
 	if got := testutil.ToFloat64(f.metrics.WebhooksReceived.WithLabelValues("event_alert", "triggered", "duplicate")); got != 1 {
@@ -231,7 +240,7 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("chunked oversized body: %d", resp.StatusCode)
 	}
 	f.store.Sync(context.Background())
-	if f.store.Depth("web") != 0 {
+	if f.store.Depth(context.Background(), "web") != 0 {
 		t.Error("bad input was queued")
 	}
 }
@@ -243,8 +252,8 @@ func TestRouting(t *testing.T) {
 		t.Fatalf("%d %v", a.status, a.body)
 	}
 	f.store.Sync(context.Background())
-	if f.store.Depth("ops") != 1 || f.store.Depth("web") != 0 {
-		t.Errorf("payments alert: ops %d web %d", f.store.Depth("ops"), f.store.Depth("web"))
+	if f.store.Depth(context.Background(), "ops") != 1 || f.store.Depth(context.Background(), "web") != 0 {
+		t.Errorf("payments alert: ops %d web %d", f.store.Depth(context.Background(), "ops"), f.store.Depth(context.Background(), "web"))
 	}
 	// Forced onto a route by the URL.
 	other := []byte(`{"action":"created","data":{"issue":{"id":"2","title":"x","project":{"slug":"web"}}}}`)
@@ -252,8 +261,8 @@ func TestRouting(t *testing.T) {
 		t.Fatalf("%d %v", a.status, a.body)
 	}
 	f.store.Sync(context.Background())
-	if f.store.Depth("ops") != 2 {
-		t.Errorf("forced route not used: ops %d", f.store.Depth("ops"))
+	if f.store.Depth(context.Background(), "ops") != 2 {
+		t.Errorf("forced route not used: ops %d", f.store.Depth(context.Background(), "ops"))
 	}
 	a := f.post(t, "/sentry/webhook/ghost", other, map[string]string{"Sentry-Hook-Resource": "issue"})
 	if a.status != 404 || !strings.Contains(a.body["error"], `unknown route "ghost"`) {
@@ -285,8 +294,8 @@ func TestRouteChosenInSentryRule(t *testing.T) {
 		}
 	}
 	f.store.Sync(context.Background())
-	if f.store.Depth("ops") != 2 || f.store.Depth("web") != 0 {
-		t.Fatalf("ops %d web %d: the rules' route settings were not used", f.store.Depth("ops"), f.store.Depth("web"))
+	if f.store.Depth(context.Background(), "ops") != 2 || f.store.Depth(context.Background(), "web") != 0 {
+		t.Fatalf("ops %d web %d: the rules' route settings were not used", f.store.Depth(context.Background(), "ops"), f.store.Depth(context.Background(), "web"))
 	}
 	ds, _ := f.store.Pending(context.Background(), "ops", 10)
 	if got := ds[0].Mentions.Mobiles; len(got) != 1 || got[0] != "13700000000" {
@@ -361,5 +370,103 @@ func TestRouteOptions(t *testing.T) {
 	}
 	if status, _ := get("", false); status != 401 {
 		t.Errorf("unsigned options request: %d", status)
+	}
+}
+
+func TestSeveralClientSecrets(t *testing.T) {
+	f := newFixture(t, "secret-of-sentry-io\n"+secret, "")
+	body := load(t, "issue.created.json")
+	for _, c := range []struct {
+		name, key string
+		want      int
+	}{{"first integration", "secret-of-sentry-io", 202}, {"second integration", secret, 200}, {"neither", "someone-else", 401}} {
+		name := c.name
+		m := hmac.New(sha256.New, []byte(c.key))
+		m.Write(body)
+		a := f.post(t, "/sentry/webhook", body, map[string]string{"Sentry-Hook-Resource": "issue", "Sentry-Hook-Signature": hex.EncodeToString(m.Sum(nil))})
+		// The second post of the same body is a duplicate: 200, but authentic.
+		if a.status != c.want {
+			t.Errorf("%s: %d %v, want %d", name, a.status, a.body, c.want)
+		}
+	}
+}
+
+// TestNoRouteIsLoggedAndCounted: an alert no route takes is answered 200
+// ignored, and neither silently nor as if it were a comment webhook.
+func TestNoRouteIsLoggedAndCounted(t *testing.T) {
+	var logs bytes.Buffer
+	store, err := queue.OpenBolt(t.TempDir(), queue.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	m := metrics.New(prometheus.NewRegistry())
+	h := &webhook.Handler{MaxBody: 1 << 20, Queue: store, Metrics: m, Log: slog.New(slog.NewTextHandler(&logs, nil)),
+		Router: route.New([]route.Route{{Name: "p", Match: &route.Match{Projects: []string{"payments"}}, Robots: []string{"ops"}}})}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	for i := range 5 {
+		body := fmt.Sprintf(`{"action":"created","data":{"issue":{"id":"%d","title":"card declined","project":{"slug":"web"}}}}`, i)
+		req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(body))
+		req.Header.Set("Sentry-Hook-Resource", "issue")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%d", resp.StatusCode)
+		}
+	}
+	if got := testutil.ToFloat64(m.WebhooksReceived.WithLabelValues("issue", "created", "no_route")); got != 5 {
+		t.Errorf("no_route = %v, want 5", got)
+	}
+	if n := strings.Count(logs.String(), "no route matches this alert"); n != 1 {
+		t.Errorf("%d warnings for 5 unrouted alerts of one project, want 1 (rate-limited):\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "project=web") || !strings.Contains(logs.String(), `title="card declined"`) {
+		t.Errorf("the warning does not say what was dropped:\n%s", logs.String())
+	}
+}
+
+type tooLarge struct{}
+
+func (tooLarge) Enqueue(context.Context, queue.Submission) (bool, error) {
+	return false, fmt.Errorf("store: %w", queue.ErrTooLarge)
+}
+
+func TestStoreRefusingTheSizeIs413(t *testing.T) {
+	h := &webhook.Handler{MaxBody: 1 << 20, Queue: tooLarge{}, Router: route.New([]route.Route{{Name: "d", Robots: []string{"x"}}})}
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, "/sentry/webhook", bytes.NewReader(load(t, "issue.created.json")))
+	req.Header.Set("Sentry-Hook-Resource", "issue")
+	h.ServeHTTP(rec, req)
+	if rec.Code != 413 || !strings.Contains(rec.Body.String(), "too large") {
+		t.Errorf("%d %s", rec.Code, rec.Body.String())
+	}
+}
+
+type canary struct{ seen []string }
+
+func (c *canary) Observe(a formatter.Alert, _ time.Time) bool {
+	c.seen = append(c.seen, a.Resource+"."+a.Action)
+	return a.EventID == "canary-event"
+}
+
+func TestWatchersSeeEveryAuthenticWebhook(t *testing.T) {
+	f := newFixture(t, "", "")
+	w := &canary{}
+	f.handler.Watchers = []webhook.Watcher{w}
+	own := []byte(`{"action":"created","data":{"error":{"event_id":"canary-event","title":"sentry-dingtalk-relay canary 1"}}}`)
+	if a := f.post(t, "/sentry/webhook", own, map[string]string{"Sentry-Hook-Resource": "error"}); a.status != 200 || !strings.Contains(a.body["reason"], "canary") {
+		t.Errorf("the canary's own webhook: %d %v, want it consumed", a.status, a.body)
+	}
+	f.post(t, "/sentry/webhook", load(t, "comment.created.json"), map[string]string{"Sentry-Hook-Resource": "comment"})
+	if fmt.Sprint(w.seen) != "[error.created comment.created]" {
+		t.Errorf("watchers saw %v", w.seen)
+	}
+	f.store.Sync(context.Background())
+	if f.store.Depth(context.Background(), "web") != 0 {
+		t.Error("the canary's webhook was queued as a card")
 	}
 }

@@ -67,6 +67,9 @@ const (
 	// FaultLostReply handles the request (a message is accepted) and then
 	// closes the connection: the sender cannot tell it arrived.
 	FaultLostReply
+	// FaultEcho answers like a misconfigured gateway: HTTP 200 with a page
+	// that quotes the request line, access token and signature included.
+	FaultEcho
 )
 
 // Limits DingTalk applies.
@@ -205,6 +208,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadGateway)
 		io.WriteString(w, "<html><body>502 Bad Gateway</body></html>")
 		return
+	case FaultEcho:
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, echoPage(r))
+		return
 	case FaultLostReply:
 		s.handle(r)
 		fallthrough
@@ -245,6 +252,8 @@ func (rt roundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
 		return nil, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
 	case FaultBadGateway:
 		return &http.Response{StatusCode: 502, Body: io.NopCloser(strings.NewReader("bad gateway")), Header: http.Header{}, Request: r}, nil
+	case FaultEcho:
+		return &http.Response{StatusCode: 200, Body: io.NopCloser(strings.NewReader(echoPage(r))), Header: http.Header{}, Request: r}, nil
 	}
 	status, code, msg := rt.s.handle(r)
 	body, _ := json.Marshal(map[string]any{"errcode": code, "errmsg": msg})
@@ -253,6 +262,11 @@ func (rt roundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
 		Header: http.Header{"Content-Type": {"application/json"}},
 		Body:   io.NopCloser(bytes.NewReader(body)),
 	}, nil
+}
+
+// echoPage is what a gateway that echoes requests answers.
+func echoPage(r *http.Request) string {
+	return "<html><body>upstream error for " + r.Method + " " + r.URL.RequestURI() + " (" + r.URL.Query().Get("sign") + ")</body></html>"
 }
 
 type sendBody struct {

@@ -1,4 +1,4 @@
-package relay
+package admin
 
 import (
 	"context"
@@ -43,7 +43,7 @@ func TestUnreadableDeadLetterOfAGoneRobot(t *testing.T) {
 		{ID: "1", Delivery: queue.Delivery{Robot: "key-1", Alert: formatter.Alert{Title: "readable"}}},
 		{ID: "2", Delivery: queue.Delivery{Robot: "gone"}, Reason: `unreadable queue record: "\x01"`, Unreadable: true},
 	}}
-	a := &DeadLetterAdmin{Store: store, Robots: map[string]string{"key-1": "robot-1"}}
+	a := &Service{Store: store, Names: map[string]string{"key-1": "robot-1"}}
 	list, err := a.List(context.Background())
 	if err != nil || len(list) != 2 || list[0].Unreadable || !list[1].Unreadable {
 		t.Fatalf("list %+v %v: the unreadable one must be listed as such", list, err)
