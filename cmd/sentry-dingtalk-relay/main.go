@@ -3,6 +3,7 @@
 //
 //	sentry-dingtalk-relay [serve]                 run the relay
 //	sentry-dingtalk-relay test                    send a test card to every robot
+//	sentry-dingtalk-relay config                  print the effective configuration
 //	sentry-dingtalk-relay render [--resource R] [--template F] FILE
 //	                                              print the DingTalk JSON of a Sentry payload
 //	sentry-dingtalk-relay smoke --dsn DSN         send a uniquely titled error to Sentry
@@ -79,6 +80,8 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		err = serve(ctx, args, environ, stderr)
 	case "test":
 		err = testRobots(ctx, args, environ, stdout)
+	case "config":
+		err = showConfig(args, environ, stdout)
 	case "render":
 		err = render(args, environ, stdout, stderr)
 	case "smoke":
@@ -112,6 +115,7 @@ const usage = `usage: sentry-dingtalk-relay [command]
 commands:
   serve                  run the relay (the default)
   test                   send a test card to every configured robot
+  config                 print the effective configuration (robots, routes, warnings)
   render [--resource R] [--template FILE] PAYLOAD
                          print the DingTalk JSON a saved Sentry payload produces
   smoke --dsn DSN        send a uniquely titled error event to Sentry

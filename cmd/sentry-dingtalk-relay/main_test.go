@@ -321,3 +321,37 @@ func TestSelfReportingIsRateLimitedAndTagged(t *testing.T) {
 		t.Errorf("message %v", events[0]["message"])
 	}
 }
+
+func TestConfigCommand(t *testing.T) {
+	dir := t.TempDir()
+	routes := filepath.Join(dir, "routes.yaml")
+	os.WriteFile(routes, []byte("robots:\n  ops: {token: "+tok2+", secret: SECopsopsopsops, keyword: Sentry}\nroutes:\n  - name: payments\n    match: {projects: [payments], levels: [error, fatal]}\n    robots: [ops]\n    mentions: {mobiles: ['13900000000']}\n"), 0o600)
+	env := []string{"DINGTALK_TOKENS=" + tok1, "DINGTALK_AT_MOBILES=13800000000", "RELAY_ROUTES_FILE=" + routes}
+	code, out, errOut := runCmd(t, env, "config")
+	if code != 0 {
+		t.Fatalf("exit %d %s", code, errOut)
+	}
+	for _, want := range []string{
+		"robot-1        dingtalk …" + tok1[len(tok1)-4:] + ", not signed",
+		"ops            dingtalk …" + tok2[len(tok2)-4:] + ", signed, keyword Sentry",
+		"payments       project payments, level error|fatal -> ops, mentioning 13900000000",
+		// The robots of DINGTALK_TOKENS take what the routes file does not.
+		"default        every alert -> robot-1, mentioning 13800000000",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("config output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, secret := range []string{tok1, tok2, "SECopsopsopsops"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("config output shows a secret:\n%s", out)
+		}
+	}
+	os.WriteFile(routes, []byte("robots:\n  ops: {token: "+tok2+"}\nroutes:\n  - name: all\n    robots: [ops]\n"), 0o600)
+	if _, out, _ := runCmd(t, env, "config"); !strings.Contains(out, "robots no route uses: robot-1") || !strings.Contains(out, "warning: no route sends to robot-1") {
+		t.Errorf("unused robot not named:\n%s", out)
+	}
+	if code, _, errOut := runCmd(t, []string{"DINGTALK_TOKENS=" + tok1, "DINGTALK_SECRETS=nope"}, "config"); code != 1 || !strings.Contains(errOut, "DINGTALK_SECRETS line 1") {
+		t.Errorf("invalid config: exit %d %q", code, errOut)
+	}
+}
