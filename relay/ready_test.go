@@ -18,7 +18,7 @@ func TestReadyz(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := New(Options{MaxBodyBytes: 1 << 20, Receivers: []dispatch.Receiver{DryRun(slog.New(slog.DiscardHandler), formatter.Renderer{})},
+	r, err := New(Options{MaxBodyBytes: 1 << 20, Receivers: []dispatch.Receiver{DryRun(slog.New(slog.DiscardHandler), formatter.Renderer{}, nil)},
 		Storage: Storage{Store: store, Limiter: ratelimit.NewWindow(ratelimit.Period, nil)}})
 	if err != nil {
 		t.Fatal(err)

@@ -64,7 +64,7 @@ func (s *syncBuffer) String() string {
 func receivers(robots []dingtalk.Robot, log *slog.Logger) []dispatch.Receiver {
 	base := formatter.Renderer{Language: formatter.LangEN}
 	if len(robots) == 0 {
-		return []dispatch.Receiver{relay.DryRun(log, base)}
+		return []dispatch.Receiver{relay.DryRun(log, base, nil)}
 	}
 	client := &dingtalk.Client{HTTP: dingtalk.NewHTTPClient()}
 	var out []dispatch.Receiver
@@ -315,5 +315,28 @@ func TestRoutesSplitAlertsBetweenGroups(t *testing.T) {
 	// front-end alerts go to robot-2, without mentions: the level is error, not fatal.
 	if len(b) != 1 || !strings.Contains(b[0].Text, "heck is not defined") || len(b[0].Pinged) != 0 || b[0].AtMobile != nil {
 		t.Errorf("robot-2 got %+v", b)
+	}
+}
+
+// TestCountersExistFromTheStart: increase() over a series that appears at
+// its first event misses that event, so every counter worth alerting on is
+// there, at 0, for every robot before anything happens.
+func TestCountersExistFromTheStart(t *testing.T) {
+	r := start(t, t.TempDir(), envRobots(), defaultRoute())
+	_, metrics := get(t, r.url+"/metrics")
+	for _, want := range []string{
+		`sentry_dingtalk_relay_dead_letters_total{reason="expired",robot="robot-1"} 0`,
+		`sentry_dingtalk_relay_dead_letters_total{reason="content",robot="robot-2"} 0`,
+		`sentry_dingtalk_relay_rate_limited_total{robot="robot-2"} 0`,
+		`sentry_dingtalk_relay_digest_alerts_total{robot="robot-1"} 0`,
+		`sentry_dingtalk_relay_sends_total{outcome="config",robot="robot-1",type="dingtalk"} 0`,
+		`sentry_dingtalk_relay_sends_total{outcome="rate_limited",robot="robot-2",type="dingtalk"} 0`,
+		`sentry_dingtalk_relay_webhooks_received_total{action="triggered",outcome="store_error",resource="event_alert"} 0`,
+		`sentry_dingtalk_relay_webhooks_received_total{action="triggered",outcome="no_route",resource="activity_alert"} 0`,
+		`sentry_dingtalk_relay_webhooks_received_total{action="triggered",outcome="queued",resource="legacy"} 0`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 }

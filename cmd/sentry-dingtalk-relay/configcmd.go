@@ -24,7 +24,7 @@ func showConfig(args, environ []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rt, err := newSetup(cfg, slog.New(slog.DiscardHandler), "")
+	rt, err := newSetup(cfg, slog.New(slog.DiscardHandler), "", nil)
 	if err != nil {
 		return err
 	}

@@ -275,6 +275,16 @@ func TestRunsOnDefaults(t *testing.T) {
 	if code := p.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(p.logs.String(), "relay stopped") {
 		t.Errorf("exit %d: %s", code, p.logs)
 	}
+	// The dry-run card reads as it would in DingTalk, and SIGTERM says what
+	// it waits for.
+	for _, want := range []string{"│ **ReferenceError: blooopy is not defined**", "shutting down: /readyz answers 503", "closing the queue"} {
+		if !strings.Contains(p.logs.String(), want) {
+			t.Errorf("logs lack %q:\n%s", want, p.logs)
+		}
+	}
+	if strings.Contains(p.logs.String(), `\\n`) {
+		t.Errorf("the dry-run card is escaped in the log:\n%s", p.logs)
+	}
 }
 
 // TestRuntimeDefaults reads the relay's own runtime metrics: its GC and

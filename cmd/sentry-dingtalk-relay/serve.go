@@ -32,7 +32,11 @@ func serve(ctx context.Context, args, environ []string, stderr io.Writer) error 
 		log = rep.logger
 		middleware = append(middleware, rep.middleware)
 	}
-	rt, err := newSetup(cfg, log, "")
+	var pretty io.Writer
+	if cfg.LogFormat == "text" {
+		pretty = stderr
+	}
+	rt, err := newSetup(cfg, log, "", pretty)
 	if err != nil {
 		return err
 	}

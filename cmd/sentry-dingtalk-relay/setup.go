@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -34,8 +35,9 @@ type setup struct {
 }
 
 // newSetup builds the receiver table. The card template is cfg's, or
-// templateFile when it is not "".
-func newSetup(cfg *config.Config, log *slog.Logger, templateFile string) (*setup, error) {
+// templateFile when it is not "". The dry run writes its cards to the log,
+// and also as they read to dryRunOut when it is not nil.
+func newSetup(cfg *config.Config, log *slog.Logger, templateFile string, dryRunOut io.Writer) (*setup, error) {
 	if templateFile == "" {
 		templateFile = cfg.TemplateFile
 	}
@@ -60,7 +62,7 @@ func newSetup(cfg *config.Config, log *slog.Logger, templateFile string) (*setup
 	if len(rt.receivers) == 0 {
 		dry := base
 		dry.Keyword = cfg.Keyword
-		rt.receivers = []dispatch.Receiver{relay.DryRun(log, dry)}
+		rt.receivers = []dispatch.Receiver{relay.DryRun(log, dry, dryRunOut)}
 		rt.routes = slices.Clone(cfg.Routes)
 		for i := range rt.routes {
 			if len(rt.routes[i].Robots) == 0 {

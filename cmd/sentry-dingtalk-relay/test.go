@@ -26,7 +26,7 @@ func testRobots(ctx context.Context, args, environ []string, stdout io.Writer) e
 	if len(cfg.Robots) == 0 {
 		return errors.New("no robots configured: set DINGTALK_TOKENS (and DINGTALK_SECRETS for robots that sign)")
 	}
-	rt, err := newSetup(cfg, slog.New(slog.DiscardHandler), "")
+	rt, err := newSetup(cfg, slog.New(slog.DiscardHandler), "", nil)
 	if err != nil {
 		return err
 	}

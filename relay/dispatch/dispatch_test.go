@@ -18,6 +18,7 @@ import (
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dingtalk/dingtalktest"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dispatch"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/metrics"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/notify"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/queue"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/ratelimit"
 )
@@ -454,6 +455,70 @@ func TestOneRobotsTroubleDoesNotDelayOthers(t *testing.T) {
 		}
 		if got := len(e.dt.Messages(bad)); got != 0 {
 			t.Errorf("failing robot got %d", got)
+		}
+	})
+}
+
+// TestDeadLetterReasonsHoldNoSecret: what DingTalk (or a gateway in front
+// of it) answered is kept in a dead letter's reason and in the logs, and it
+// may quote the robot's token.
+func TestDeadLetterReasonsHoldNoSecret(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, 1, time.Hour)
+		defer e.stop()
+		tok := e.robots[0].Token
+		echo := dingtalktest.Reply{ErrCode: 460101, ErrMsg: "too long: POST /robot/send?access_token=" + tok}
+		var script []dingtalktest.Reply
+		script = append(script, echo, echo)
+		for range 100 {
+			script = append(script, dingtalktest.Reply{ErrCode: 300001, ErrMsg: "token " + tok + " is not exist"})
+		}
+		e.dt.Script(tok, script...)
+		e.alert(1) // refused for its content twice: a dead letter at once
+		e.settle()
+		e.alert(2) // refused by configuration until it is too old
+		time.Sleep(61 * time.Minute)
+		dls, _ := e.store.DeadLetters(context.Background())
+		if len(dls) != 2 {
+			t.Fatalf("%d dead letters, want 2", len(dls))
+		}
+		for _, dl := range dls {
+			if strings.Contains(dl.Reason, tok) || !strings.Contains(dl.Reason, dingtalk.Mask(tok)) {
+				t.Errorf("reason %q: want the token masked", dl.Reason)
+			}
+		}
+	})
+}
+
+// rejecting is a receiver that will never take anything: a webhook
+// answering 4xx.
+type rejecting struct{ dispatch.Receiver }
+
+func (rejecting) Notify(context.Context, notify.Message, string) error {
+	return &notify.Error{Receiver: "hook", Verdict: notify.Rejected, Code: "http_422", Detail: "unprocessable"}
+}
+
+func TestRejectedAlertsBecomeDeadLettersAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, 1, 24*time.Hour)
+		defer e.stop()
+		e.cancel()
+		e.wg.Wait()
+		hook := e.robots[0].Receiver
+		hook.Receiver = rejecting{hook}
+		d := dispatch.New(dispatch.Config{Store: e.store, Limiter: ratelimit.NewWindow(ratelimit.Period, nil), Metrics: e.metrics, MaxAge: 24 * time.Hour}, []dispatch.Receiver{hook})
+		e.d = d
+		ctx, cancel := context.WithCancel(context.Background())
+		e.cancel = cancel
+		e.wg.Go(func() { d.Run(ctx) })
+		e.alert(1)
+		e.settle()
+		dls, _ := e.store.DeadLetters(context.Background())
+		if len(dls) != 1 || !strings.Contains(dls[0].Reason, "http_422") {
+			t.Fatalf("dead letters %+v, want the rejected alert at once", dls)
+		}
+		if got := testutil.ToFloat64(e.metrics.DeadLetters.WithLabelValues("robot-1", "rejected")); got != 1 {
+			t.Errorf("dead_letters_total{reason=rejected} = %v", got)
 		}
 	})
 }

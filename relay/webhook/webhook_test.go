@@ -218,6 +218,8 @@ func TestBadInput(t *testing.T) {
 		{"empty", nil, "event_alert", 400, "empty body"},
 		{"not sentry", []byte(`{"hello":"world"}`), "", 400, "not a Sentry webhook"},
 		{"missing data", []byte(`{"action":"triggered"}`), "event_alert", 400, "no data object"},
+		{"empty object", []byte(`{}`), "event_alert", 400, "event_alert webhook has no action"},
+		{"empty object, issue", []byte(`{}`), "issue", 400, "issue webhook has no action"},
 		{"too big", bytes.Repeat([]byte("x"), 65<<10), "event_alert", 413, "RELAY_MAX_BODY_BYTES"},
 	} {
 		a := f.post(t, "/sentry/webhook", c.body, map[string]string{"Sentry-Hook-Resource": c.resource})
