@@ -8,14 +8,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter/sentry/sentrytest"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/admin"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dingtalk"
@@ -159,14 +158,7 @@ func defaultRoute() []route.Route {
 
 func post(t *testing.T, url, resource, file string) int {
 	t.Helper()
-	body, err := os.ReadFile(filepath.Join("..", "formatter", "sentry", "testdata", file))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, _ := http.NewRequest(http.MethodPost, url+"/sentry/webhook", bytes.NewReader(body))
-	if resource != "" {
-		req.Header.Set("Sentry-Hook-Resource", resource)
-	}
+	req := sentrytest.Request(url+"/sentry/webhook", resource, "", sentrytest.Fixture(t, file))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

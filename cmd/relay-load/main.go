@@ -12,8 +12,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -33,6 +31,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter/sentry/sentrytest"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dingtalk/dingtalktest"
 )
 
@@ -374,10 +373,8 @@ func prepare(o options) []request {
 			issue = i % o.issues
 		}
 		body := payload(i, issue)
-		mac := hmac.New(sha256.New, []byte(clientSecret))
-		mac.Write(body)
 		raw := fmt.Appendf(nil, "POST /sentry/webhook HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\n"+
-			"Sentry-Hook-Resource: event_alert\r\nSentry-Hook-Signature: %x\r\nContent-Length: %d\r\n\r\n", mac.Sum(nil), len(body))
+			"Sentry-Hook-Resource: event_alert\r\nSentry-Hook-Signature: %s\r\nContent-Length: %d\r\n\r\n", sentrytest.Sign(clientSecret, body), len(body))
 		out[i] = request{raw: append(raw, body...), marker: fmt.Sprintf("load-%06d:", issue)}
 	}
 	return out

@@ -17,6 +17,7 @@ import (
 
 	"github.com/getsentry/sentry-go"
 
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter/sentry/sentrytest"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dingtalk/dingtalktest"
 )
 
@@ -28,10 +29,6 @@ const (
 	sec1 = "SEC1111111111111111111111111111111111111111111111111111111111111111"
 	sec2 = "SEC2222222222222222222222222222222222222222222222222222222222222222"
 )
-
-func fixturePath(name string) string {
-	return filepath.Join("..", "..", "formatter", "sentry", "testdata", name)
-}
 
 func runCmd(t *testing.T, env []string, args ...string) (int, string, string) {
 	t.Helper()
@@ -58,7 +55,7 @@ func TestServeRefusesBadConfigInOneLine(t *testing.T) {
 }
 
 func TestRender(t *testing.T) {
-	code, out, _ := runCmd(t, []string{"DINGTALK_KEYWORD=Sentry", "RELAY_LANGUAGE=en"}, "render", fixturePath("event_alert.triggered.json"))
+	code, out, _ := runCmd(t, []string{"DINGTALK_KEYWORD=Sentry", "RELAY_LANGUAGE=en"}, "render", sentrytest.File(t, "event_alert.triggered.json"))
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
@@ -74,14 +71,14 @@ func TestRender(t *testing.T) {
 	}
 	// The resource is guessed: legacy and metric payloads render too.
 	for _, f := range []string{"legacy_webhook.json", "metric_alert.resolved.json", "issue.assigned.mock.json"} {
-		if code, out, errOut := runCmd(t, nil, "render", fixturePath(f)); code != 0 || !strings.Contains(out, `"msgtype": "markdown"`) {
+		if code, out, errOut := runCmd(t, nil, "render", sentrytest.File(t, f)); code != 0 || !strings.Contains(out, `"msgtype": "markdown"`) {
 			t.Errorf("%s: exit %d %s %s", f, code, out, errOut)
 		}
 	}
-	if code, _, errOut := runCmd(t, nil, "render", fixturePath("installation.created.json")); code != 1 || !strings.Contains(errOut, "produces no card") {
+	if code, _, errOut := runCmd(t, nil, "render", sentrytest.File(t, "installation.created.json")); code != 1 || !strings.Contains(errOut, "produces no card") {
 		t.Errorf("installation: exit %d %q", code, errOut)
 	}
-	if code, _, errOut := runCmd(t, nil, "render", "--resource", "issue", fixturePath("metric_alert.resolved.json")); code != 1 || !strings.Contains(errOut, "no data.issue") {
+	if code, _, errOut := runCmd(t, nil, "render", "--resource", "issue", sentrytest.File(t, "metric_alert.resolved.json")); code != 1 || !strings.Contains(errOut, "no data.issue") {
 		t.Errorf("forced wrong resource: exit %d %q", code, errOut)
 	}
 	if code, _, _ := runCmd(t, nil, "render"); code != 1 {
@@ -96,7 +93,7 @@ func TestRenderWithTemplateAndRoutes(t *testing.T) {
 	routes := filepath.Join(dir, "routes.yaml")
 	os.WriteFile(routes, []byte("robots:\n  web: {token: "+tok2+", keyword: WEB}\nroutes:\n  - name: fe\n    match: {projects: [front-end]}\n    robots: [web]\n    mentions: {mobiles: ['13900000000']}\n  - name: rest\n    robots: [robot-1]\n"), 0o600)
 	env := []string{"DINGTALK_TOKENS=" + tok1, "RELAY_ROUTES_FILE=" + routes, "RELAY_TIMEZONE=UTC"}
-	code, out, errOut := runCmd(t, env, "render", "--template", tmpl, fixturePath("event_alert.triggered.json"))
+	code, out, errOut := runCmd(t, env, "render", "--template", tmpl, sentrytest.File(t, "event_alert.triggered.json"))
 	if code != 0 {
 		t.Fatalf("exit %d %s", code, errOut)
 	}
@@ -106,7 +103,7 @@ func TestRenderWithTemplateAndRoutes(t *testing.T) {
 	}
 	// A broken template fails with its line.
 	os.WriteFile(tmpl, []byte("{{define \"title\"}}x{{end}}\n{{define \"text\"}}{{.Alert.Bogus}}{{end}}"), 0o600)
-	code, _, errOut = runCmd(t, env, "render", "--template", tmpl, fixturePath("event_alert.triggered.json"))
+	code, _, errOut = runCmd(t, env, "render", "--template", tmpl, sentrytest.File(t, "event_alert.triggered.json"))
 	if code != 1 || !strings.Contains(errOut, "card.tmpl:2") {
 		t.Errorf("broken template: exit %d %q", code, errOut)
 	}

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter/sentry/sentrytest"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dingtalk/dingtalktest"
 )
 
@@ -248,7 +249,7 @@ func TestCrashRecovery(t *testing.T) {
 func TestRunsOnDefaults(t *testing.T) {
 	dir := t.TempDir()
 	p := startRelay(t, dir)
-	body, _ := os.ReadFile(fixturePath("issue.created.json"))
+	body := sentrytest.Fixture(t, "issue.created.json")
 	if status, _ := p.post(t, "/sentry/webhook", body, "issue"); status != 202 {
 		t.Fatalf("status %d", status)
 	}

@@ -3,25 +3,21 @@ package sentry
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter/cardtest"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter/sentry/sentrytest"
 )
 
 // FuzzParse feeds the parser hostile bodies under every resource: it must
 // never panic, and what it accepts must make a bounded alert whose card
 // fits DingTalk's limit.
 func FuzzParse(f *testing.F) {
-	entries, _ := os.ReadDir("testdata")
-	for _, e := range entries {
-		if b, err := os.ReadFile(filepath.Join("testdata", e.Name())); err == nil && strings.HasSuffix(e.Name(), ".json") {
-			f.Add(resourceOf(e.Name()), b)
-		}
+	for _, name := range sentrytest.Fixtures() {
+		f.Add(sentrytest.Resource(name), sentrytest.Fixture(f, name))
 	}
 	f.Add("event_alert", []byte(`{"action":"triggered","data":{"event":{"exception":[{"stacktrace":{"frames":[{"lineno":"x"}]}}]}}}`))
 	f.Add("", []byte(`{"project":1,"event":{"tags":{"a":1}}}`))
@@ -100,8 +96,8 @@ func BenchmarkParseAndRender(b *testing.B) {
 		name, resource string
 		body           []byte
 	}{
-		{"legacy_sentry9_fixture", "", fixture(b, "legacy_webhook.sentry9.json")},
-		{"event_alert_fixture", "event_alert", fixture(b, "event_alert.triggered.json")},
+		{"legacy_sentry9_fixture", "", sentrytest.Fixture(b, "legacy_webhook.sentry9.json")},
+		{"event_alert_fixture", "event_alert", sentrytest.Fixture(b, "event_alert.triggered.json")},
 		{"event_alert_big", "event_alert", bigEvent()},
 	} {
 		b.Run(c.name, func(b *testing.B) {

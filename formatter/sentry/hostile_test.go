@@ -2,12 +2,12 @@ package sentry
 
 import (
 	"encoding/json"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter/cardtest"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter/sentry/sentrytest"
 )
 
 const hostile = "x](https://evil.example) <font color=#00FF00>@13900000000 @all</font>\n# h\n> q\n```\n![i](https://evil.example/i.png) https://evil.example \u202egnp.exe"
@@ -46,25 +46,20 @@ func withEachString(v any, s string) []any {
 // every fixture, one at a time, and checks that the cards made of it (full,
 // minimal, digest) have no link, tag, mention or heading of their own.
 func TestHostileStringInEveryField(t *testing.T) {
-	entries, err := os.ReadDir("testdata")
-	if err != nil {
-		t.Fatal(err)
-	}
 	r := &formatter.Renderer{Keyword: "Sentry"}
 	m := formatter.Mentions{Mobiles: []string{"13800000000"}}
 	cases := 0
-	for _, e := range entries {
-		name := e.Name()
-		if !strings.HasSuffix(name, ".json") || strings.HasPrefix(name, "integration_schema") || strings.HasPrefix(name, "alert_rule_action") {
+	for _, name := range sentrytest.Fixtures() {
+		if strings.HasPrefix(name, "integration_schema") || strings.HasPrefix(name, "alert_rule_action") {
 			continue
 		}
 		var doc any
-		if err := json.Unmarshal(fixture(t, name), &doc); err != nil {
+		if err := json.Unmarshal(sentrytest.Fixture(t, name), &doc); err != nil {
 			t.Fatal(err)
 		}
 		for _, variant := range withEachString(doc, hostile) {
 			body, _ := json.Marshal(variant)
-			w, err := Parse(resourceOf(name), body, opts)
+			w, err := Parse(sentrytest.Resource(name), body, opts)
 			if err != nil {
 				continue
 			}

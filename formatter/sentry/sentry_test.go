@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter/sentry/sentrytest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -18,24 +19,6 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/go
 var received = time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)
 
 var opts = Options{SentryURL: "https://sentry.example.com", Received: received}
-
-// resourceOf is the Sentry-Hook-Resource a fixture was sent with: the part
-// of its name before the first dot; "" for the legacy plugin.
-func resourceOf(name string) string {
-	if strings.HasPrefix(name, "legacy_webhook") {
-		return ""
-	}
-	return strings.SplitN(name, ".", 2)[0]
-}
-
-func fixture(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 func TestParseFixtures(t *testing.T) {
 	for _, c := range []struct {
@@ -113,7 +96,7 @@ func TestParseFixtures(t *testing.T) {
 		}, "legacy:0476467adf8f499ea795a48fcc4bf290"},
 	} {
 		t.Run(c.file, func(t *testing.T) {
-			w, err := Parse(resourceOf(c.file), fixture(t, c.file), opts)
+			w, err := Parse(sentrytest.Resource(c.file), sentrytest.Fixture(t, c.file), opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -152,7 +135,7 @@ func TestIssueLink(t *testing.T) {
 }
 
 func TestEventTags(t *testing.T) {
-	w, err := Parse("event_alert", fixture(t, "event_alert.triggered.json"), opts)
+	w, err := Parse("event_alert", sentrytest.Fixture(t, "event_alert.triggered.json"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +164,7 @@ func TestIgnored(t *testing.T) {
 	} {
 		body := []byte(c.body)
 		if c.file != "" {
-			body = fixture(t, c.file)
+			body = sentrytest.Fixture(t, c.file)
 		}
 		w, err := Parse(c.resource, body, opts)
 		reason, ok := IsIgnored(err)
@@ -345,17 +328,15 @@ func TestHostileFieldsAreBounded(t *testing.T) {
 }
 
 func TestGuessResource(t *testing.T) {
-	entries, _ := os.ReadDir("testdata")
-	for _, e := range entries {
-		name := e.Name()
-		if !strings.HasSuffix(name, ".json") || strings.HasPrefix(name, "alert_rule_action") || strings.HasPrefix(name, "integration_schema") {
+	for _, name := range sentrytest.Fixtures() {
+		if strings.HasPrefix(name, "alert_rule_action") || strings.HasPrefix(name, "integration_schema") {
 			continue
 		}
-		want := resourceOf(name)
+		want := sentrytest.Resource(name)
 		if want == "" {
 			want = ResourceLegacy
 		}
-		if got := GuessResource(fixture(t, name)); got != want {
+		if got := GuessResource(sentrytest.Fixture(t, name)); got != want {
 			t.Errorf("%s: guessed %q, want %q", name, got, want)
 		}
 	}
@@ -366,17 +347,9 @@ func TestGuessResource(t *testing.T) {
 // deliberate change and review the diff like code.
 func TestGoldenCards(t *testing.T) {
 	zone, _ := time.LoadLocation("Asia/Shanghai")
-	entries, err := os.ReadDir("testdata")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var items []formatter.Item
-	for _, e := range entries {
-		name := e.Name()
-		if !strings.HasSuffix(name, ".json") {
-			continue
-		}
-		w, err := Parse(resourceOf(name), fixture(t, name), opts)
+	for _, name := range sentrytest.Fixtures() {
+		w, err := Parse(sentrytest.Resource(name), sentrytest.Fixture(t, name), opts)
 		if _, ok := IsIgnored(err); ok {
 			continue
 		}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter/sentry/sentrytest"
 )
 
 // TestParseWorkflowEngineFixtures covers what Sentry's workflow engine sends
@@ -79,7 +80,7 @@ func TestParseWorkflowEngineFixtures(t *testing.T) {
 		}, "activity_alert:8812345:seer_root_cause_completed:10000000090:"},
 	} {
 		t.Run(c.file, func(t *testing.T) {
-			w, err := Parse(resourceOf(c.file), fixture(t, c.file), opts)
+			w, err := Parse(sentrytest.Resource(c.file), sentrytest.Fixture(t, c.file), opts)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -3,17 +3,12 @@ package webhook_test
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter/sentry/sentrytest"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/metrics"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/queue"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/route"
@@ -69,20 +65,9 @@ func newFixture(t *testing.T, clientSecret, token string) *fixture {
 	return f
 }
 
-func sign(body []byte) string {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write(body)
-	return hex.EncodeToString(m.Sum(nil))
-}
+func sign(body []byte) string { return sentrytest.Sign(secret, body) }
 
-func load(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "formatter", "sentry", "testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func load(t *testing.T, name string) []byte { return sentrytest.Fixture(t, name) }
 
 type answer struct {
 	status int
@@ -383,9 +368,7 @@ func TestSeveralClientSecrets(t *testing.T) {
 		want      int
 	}{{"first integration", "secret-of-sentry-io", 202}, {"second integration", secret, 200}, {"neither", "someone-else", 401}} {
 		name := c.name
-		m := hmac.New(sha256.New, []byte(c.key))
-		m.Write(body)
-		a := f.post(t, "/sentry/webhook", body, map[string]string{"Sentry-Hook-Resource": "issue", "Sentry-Hook-Signature": hex.EncodeToString(m.Sum(nil))})
+		a := f.post(t, "/sentry/webhook", body, map[string]string{"Sentry-Hook-Resource": "issue", "Sentry-Hook-Signature": sentrytest.Sign(c.key, body)})
 		// The second post of the same body is a duplicate: 200, but authentic.
 		if a.status != c.want {
 			t.Errorf("%s: %d %v, want %d", name, a.status, a.body, c.want)
