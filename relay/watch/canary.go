@@ -352,12 +352,13 @@ func (c *Canary) send(ctx context.Context, id string) error {
 	ev.Message = TitlePrefix + id
 	ev.Fingerprint = []string{"sentry-dingtalk-relay-canary", id}
 	ev.Tags = map[string]string{canaryTagKey: canaryTagValue}
-	sent := client.CaptureEvent(ev, nil, nil)
+	client.CaptureEvent(ev, nil, nil)
 	status, body, err := rec.result()
 	switch {
 	case err != nil:
 		return scrubErr(err, c.cfg.DSN)
-	case sent == nil || status == 0:
+	case status == 0:
+		// An event processor dropped it, or the SDK's transport skipped it.
 		return errors.New("the SDK did not send the event")
 	case status != http.StatusOK:
 		return scrubErr(fmt.Errorf("Sentry answered HTTP %d: %s", status, shorten(strings.TrimSpace(body), 200)), c.cfg.DSN)
@@ -384,6 +385,9 @@ func (t *recorder) RoundTrip(r *http.Request) (*http.Response, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("no answer from Sentry in time: %w", err)
+		}
 		t.err = err
 		return nil, err
 	}

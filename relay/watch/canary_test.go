@@ -3,17 +3,21 @@ package watch
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	sentrygo "github.com/getsentry/sentry-go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -106,7 +110,7 @@ func TestRoundTripAgainstIngest(t *testing.T) {
 			ann := &announcer{}
 			reg := prometheus.NewRegistry()
 			var err error
-			c, err = NewCanary(CanaryConfig{DSN: testDSN(srv.URL), Timeout: time.Minute, Registerer: reg}, ann)
+			c, err = NewCanary(CanaryConfig{DSN: testDSN(srv.URL), Timeout: 10 * time.Second, Registerer: reg}, ann)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -179,7 +183,7 @@ func TestSendFailures(t *testing.T) {
 			ann := &announcer{}
 			log, logs := testLogger()
 			c, err := NewCanary(CanaryConfig{
-				DSN: tc.dsn(srv.URL), Timeout: time.Minute, Language: formatter.LangEN, Log: log,
+				DSN: tc.dsn(srv.URL), Timeout: 10 * time.Second, Language: formatter.LangEN, Log: log,
 				Registerer: prometheus.NewRegistry(),
 			}, ann)
 			if err != nil {
@@ -222,14 +226,100 @@ func TestSendFailures(t *testing.T) {
 	}
 }
 
+// dropCanary makes a global event processor drop canary events, as an
+// application's own processor could.
+var dropCanary atomic.Bool
+
+func init() {
+	sentrygo.AddGlobalEventProcessor(func(ev *sentrygo.Event, _ *sentrygo.EventHint) *sentrygo.Event {
+		if dropCanary.Load() && strings.HasPrefix(ev.Message, TitlePrefix) {
+			return nil
+		}
+		return ev
+	})
+}
+
+func TestSDKDropsTheEvent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dropCanary.Store(true)
+		defer dropCanary.Store(false)
+		in := &ingest{}
+		ann := &announcer{}
+		c, _, _ := newTestCanary(t, in, ann, time.Hour, time.Minute)
+		_, err := c.RoundTrip(t.Context())
+		if err == nil || !strings.Contains(err.Error(), "the SDK did not send the event") {
+			t.Errorf("error %v", err)
+		}
+		if n := len(in.sent()); n != 0 {
+			t.Errorf("ingest got %d events", n)
+		}
+		if got := testutil.ToFloat64(c.failures.WithLabelValues(ReasonSend)); got != 1 {
+			t.Errorf("failures{send} = %v", got)
+		}
+		if cards := ann.got(); len(cards) != 1 || cards[0].alert.Action != "canary_failed" {
+			t.Errorf("cards %+v", cards)
+		}
+	})
+}
+
+// TestIngestHangs: a send gives up with the SDK's own timeout, well before
+// a long round trip timeout, and at once when the relay stops.
+func TestIngestHangs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hang := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			<-r.Context().Done()
+			return nil, r.Context().Err()
+		})
+		c, err := NewCanary(CanaryConfig{DSN: testDSN("http://sentry.test"), Timeout: 15 * time.Minute, Transport: hang}, &announcer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		_, err = c.RoundTrip(t.Context())
+		if err == nil || !strings.Contains(err.Error(), "no answer from Sentry in time") {
+			t.Errorf("error %v", err)
+		}
+		if took := time.Since(start); took != 30*time.Second {
+			t.Errorf("gave up after %v, want the SDK's 30s", took)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		if _, err := c.RoundTrip(ctx); err != context.DeadlineExceeded {
+			t.Errorf("stopped relay: %v", err)
+		}
+		if got := testutil.ToFloat64(c.failures.WithLabelValues(ReasonSend)); got != 1 {
+			t.Errorf("failures{send} = %v: a stop is not a failure", got)
+		}
+	})
+}
+
+func TestScrubErr(t *testing.T) {
+	dsn := testDSN("https://sentry.test")
+	for _, tc := range []struct{ in, want string }{
+		{"dial tcp 10.0.0.1:443: connect: connection refused", "dial tcp 10.0.0.1:443: connect: connection refused"},
+		{"proxy refused " + dsn, "proxy refused (the DSN)"},
+		{"auth sentry_key=" + testPublicKey + ", sentry_secret=" + testSecretKey, "auth sentry_key=****6789, sentry_secret=****ef99"},
+	} {
+		if got := scrubErr(errors.New(tc.in), dsn).Error(); got != tc.want {
+			t.Errorf("scrubErr(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
 func TestNewCanaryConfig(t *testing.T) {
 	if _, err := NewCanary(CanaryConfig{}, &announcer{}); err == nil {
 		t.Error("no DSN accepted")
 	}
-	bad := "ftp://" + testPublicKey + ":" + testSecretKey + "@sentry.test/42"
-	_, err := NewCanary(CanaryConfig{DSN: bad}, &announcer{})
-	if err == nil || strings.Contains(err.Error(), testSecretKey) || strings.Contains(err.Error(), testPublicKey) {
-		t.Errorf("bad DSN: %v", err)
+	for _, bad := range []string{
+		"ftp://" + testPublicKey + ":" + testSecretKey + "@sentry.test/42",
+		// url.Parse quotes the whole DSN in its error.
+		"http://" + testPublicKey + ":" + testSecretKey + "@sentry test/42",
+		"http://" + testPublicKey + ":" + testSecretKey + "@sentry.test/",
+	} {
+		_, err := NewCanary(CanaryConfig{DSN: bad}, &announcer{})
+		if err == nil || strings.Contains(err.Error(), testSecretKey) || strings.Contains(err.Error(), testPublicKey) {
+			t.Errorf("bad DSN: %v", err)
+		}
 	}
 	c, err := NewCanary(CanaryConfig{DSN: testDSN("https://sentry.test")}, &announcer{})
 	if err != nil {
@@ -468,7 +558,7 @@ func TestObserveIgnoresOrdinaryAlerts(t *testing.T) {
 	srv := httptest.NewServer(in)
 	defer srv.Close()
 	var err error
-	c, err = NewCanary(CanaryConfig{DSN: testDSN(srv.URL), Timeout: time.Minute}, &announcer{})
+	c, err = NewCanary(CanaryConfig{DSN: testDSN(srv.URL), Timeout: 10 * time.Second}, &announcer{})
 	if err != nil {
 		t.Fatal(err)
 	}
