@@ -232,11 +232,13 @@ func webhook(t testing.TB, resource string, ev sentEvent) formatter.Alert {
 }
 
 // announcer records what it was asked to announce, and when; fail makes
-// the next n announcements fail, as an unwritable queue would.
+// the next n announcements fail, as an unwritable queue would; during, when
+// set, runs inside every announcement.
 type announcer struct {
-	mu    sync.Mutex
-	cards []announced
-	fail  int
+	mu     sync.Mutex
+	cards  []announced
+	fail   int
+	during func()
 }
 
 type announced struct {
@@ -245,6 +247,12 @@ type announced struct {
 }
 
 func (a *announcer) Announce(_ context.Context, al formatter.Alert) error {
+	a.mu.Lock()
+	during := a.during
+	a.mu.Unlock()
+	if during != nil {
+		during()
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.fail > 0 {

@@ -169,17 +169,55 @@ func TestQuietAgainBeforeRecovery(t *testing.T) {
 	})
 }
 
+// TestWebhookWhileWarning: a webhook that arrives while the warning is
+// being announced still brings the recovery.
+func TestWebhookWhileWarning(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ann := &announcer{}
+		e := newQuietEnv(t, 10*time.Second, ann)
+		var once sync.Once
+		ann.mu.Lock()
+		ann.during = func() { once.Do(func() { e.q.Seen(time.Now()) }) }
+		ann.mu.Unlock()
+		e.at(11)
+		if got := actions(ann.got(), e.t0); !slices.Equal(got, []string{"quiet@10", "quiet_recovered@10"}) {
+			t.Fatalf("cards %v", got)
+		}
+		e.stop()
+	})
+}
+
 func TestQuietOff(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	q := NewQuiet(QuietConfig{Registerer: reg}, &announcer{})
-	q.Run(t.Context()) // returns at once
-	q.Seen(time.Unix(1700000000, 500_000_000))
-	want := `
+	synctest.Test(t, func(t *testing.T) {
+		reg := prometheus.NewRegistry()
+		ann := &announcer{}
+		q := NewQuiet(QuietConfig{Registerer: reg}, ann)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() {
+			q.Run(ctx)
+			close(done)
+		}()
+		time.Sleep(1000 * time.Hour)
+		synctest.Wait()
+		select {
+		case <-done:
+		default:
+			t.Error("Run does not return when the watch is off")
+		}
+		cancel()
+		<-done
+		if cards := ann.got(); len(cards) != 0 {
+			t.Errorf("announced %v with the watch off", cards)
+		}
+		q.Seen(time.Unix(1700000000, 500_000_000))
+		want := `
 # HELP sentry_dingtalk_relay_last_webhook_timestamp_seconds When the last authentic Sentry webhook arrived, in Unix time; 0 before the first since start.
 # TYPE sentry_dingtalk_relay_last_webhook_timestamp_seconds gauge
 sentry_dingtalk_relay_last_webhook_timestamp_seconds 1.7000000005e+09
 `
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
-		t.Error(err)
-	}
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+			t.Error(err)
+		}
+	})
 }
