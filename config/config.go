@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	"github.com/getsentry/sentry-go"
 
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dingtalk"
@@ -56,6 +57,11 @@ type Env struct {
 
 	RedisURL     string `env:"RELAY_REDIS_URL"`
 	RedisURLFile string `env:"RELAY_REDIS_URL_FILE,file"`
+
+	CanaryDSN      string        `env:"RELAY_CANARY_DSN"`
+	CanaryInterval time.Duration `env:"RELAY_CANARY_INTERVAL" envDefault:"6h"`
+	CanaryTimeout  time.Duration `env:"RELAY_CANARY_TIMEOUT" envDefault:"15m"`
+	QuietAlert     time.Duration `env:"RELAY_QUIET_ALERT"`
 
 	SentryDSN string `env:"SENTRY_DSN"`
 	LogLevel  string `env:"LOG_LEVEL" envDefault:"info"`
@@ -151,6 +157,9 @@ func (c *Config) validate() error {
 		}
 	}
 	if err := validAddr(c.Addr); err != nil {
+		return err
+	}
+	if err := c.validWatch(); err != nil {
 		return err
 	}
 	switch {
@@ -356,6 +365,27 @@ func httpURL(name, s string, required bool) error {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("%s: %q is not an http(s) URL", name, s)
+	}
+	return nil
+}
+
+// validWatch checks the canary's and the quiet watch's settings.
+func (c *Config) validWatch() error {
+	if c.CanaryDSN != "" {
+		if _, err := sentry.NewDsn(c.CanaryDSN); err != nil {
+			return fmt.Errorf("RELAY_CANARY_DSN: not a Sentry DSN (https://<public key>@<host>/<project id>, from the project's Client Keys)")
+		}
+		switch {
+		case c.CanaryInterval < time.Second:
+			return fmt.Errorf("RELAY_CANARY_INTERVAL: %s is too short (at least 1s)", c.CanaryInterval)
+		case c.CanaryTimeout < time.Second:
+			return fmt.Errorf("RELAY_CANARY_TIMEOUT: %s is too short (at least 1s)", c.CanaryTimeout)
+		case c.CanaryTimeout > c.CanaryInterval:
+			return fmt.Errorf("RELAY_CANARY_TIMEOUT: %s is longer than RELAY_CANARY_INTERVAL (%s): a round trip must end before the next starts", c.CanaryTimeout, c.CanaryInterval)
+		}
+	}
+	if c.QuietAlert < 0 || (c.QuietAlert > 0 && c.QuietAlert < time.Second) {
+		return fmt.Errorf("RELAY_QUIET_ALERT: %s: use a duration of at least 1s (e.g. 6h), or leave it unset", c.QuietAlert)
 	}
 	return nil
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/metrics"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/queue"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/route"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/watch"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/webhook"
 )
 
@@ -63,6 +64,12 @@ type Options struct {
 	Version string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Canary, when its DSN is set, proves every Interval that Sentry still
+	// turns events into webhooks (its Registerer and Log are the relay's).
+	Canary watch.CanaryConfig
+	// Quiet, when After is set, warns when no authentic webhook arrived
+	// for that long.
+	Quiet watch.QuietConfig
 }
 
 // Store is the queue a relay runs on: bbolt on local disk, or Redis shared
@@ -110,6 +117,8 @@ type Relay struct {
 	receivers  []dispatch.Receiver
 	names      map[string]string // queue key -> name
 	health     *storeHealth
+	canary     *watch.Canary
+	quiet      *watch.Quiet
 	draining   atomic.Bool
 
 	readyMu     sync.Mutex
@@ -168,6 +177,16 @@ func New(opts Options) (*Relay, error) {
 		}
 	}
 	r.registry.MustRegister(metrics.NewQueueDepth(r.names, func(key string) int { return r.store.Depth(context.Background(), key) }))
+	qc := opts.Quiet
+	qc.Registerer, qc.Log, qc.Now = r.registry, opts.Log, opts.Now
+	r.quiet = watch.NewQuiet(qc, r)
+	if opts.Canary.DSN != "" {
+		cc := opts.Canary
+		cc.Registerer, cc.Log, cc.Now = r.registry, opts.Log, opts.Now
+		if r.canary, err = watch.NewCanary(cc, r); err != nil {
+			return nil, err
+		}
+	}
 	r.dispatcher = dispatch.New(dispatch.Config{
 		Store: r.store, Limiter: opts.Storage.Limiter, Lock: opts.Storage.Lock, Poll: opts.Storage.Poll,
 		Metrics: r.metrics, Log: opts.Log, MaxAge: opts.MaxAge, Now: opts.Now,
@@ -199,6 +218,7 @@ func (r *Relay) routes() http.Handler {
 		ClientSecrets: r.opts.ClientSecrets, Token: r.opts.WebhookToken, MaxBody: r.opts.MaxBodyBytes,
 		SentryURL: r.opts.SentryURL, Queue: r.health, Router: r.router,
 		Metrics: r.metrics, Log: r.log, Now: r.opts.Now,
+		Watchers: []webhook.Watcher{watchers{quiet: r.quiet, canary: r.canary}},
 	}
 	action := &webhook.RuleAction{ClientSecrets: r.opts.ClientSecrets, Router: r.router, Log: r.log}
 	mux.Post("/sentry/webhook", hook.ServeHTTP)
@@ -279,7 +299,11 @@ func (r *Relay) Serve(ctx context.Context, ln net.Listener) error {
 			r.Wake(k)
 		}
 	}
-	adm, err := admin.Listen(r.opts.DataDir, svc, wake, r.log, nil)
+	extra := map[string]http.Handler{}
+	if r.canary != nil {
+		extra["POST /canary"] = r.canaryHandler()
+	}
+	adm, err := admin.Listen(r.opts.DataDir, svc, wake, r.log, extra)
 	if err != nil {
 		r.log.Warn("admin socket unavailable; deadletters commands need the relay stopped", "err", err)
 	}
@@ -288,9 +312,15 @@ func (r *Relay) Serve(ctx context.Context, ln net.Listener) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { r.dispatcher.Run(dctx) })
 	wg.Go(func() { r.sweep(dctx) })
+	wg.Go(func() { r.quiet.Run(dctx) })
 
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
+	if r.canary != nil {
+		// After the server listens: the first round trip starts at once,
+		// and its webhook must find the relay answering.
+		wg.Go(func() { r.canary.Run(dctx) })
+	}
 	if adm != nil {
 		go adm.Serve()
 	}

@@ -7,6 +7,7 @@
 //	sentry-dingtalk-relay render [--resource R] [--template F] FILE
 //	                                              print the DingTalk JSON of a Sentry payload
 //	sentry-dingtalk-relay smoke --dsn DSN         send a uniquely titled error to Sentry
+//	sentry-dingtalk-relay canary                  one canary round trip through the running relay
 //	sentry-dingtalk-relay deadletters list|replay [ID...|--all] [--robot NAME]
 //	sentry-dingtalk-relay schema [--webhook-url URL]
 //	                                              print the Sentry integration schema
@@ -86,6 +87,8 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		err = render(args, environ, stdout, stderr)
 	case "smoke":
 		err = smoke(ctx, args, stdout)
+	case "canary":
+		err = canary(ctx, args, environ, stdout)
 	case "deadletters":
 		err = deadLetters(ctx, args, environ, stdout)
 	case "schema":
@@ -119,6 +122,8 @@ commands:
   render [--resource R] [--template FILE] PAYLOAD
                          print the DingTalk JSON a saved Sentry payload produces
   smoke --dsn DSN        send a uniquely titled error event to Sentry
+  canary                 one canary round trip now, through the running relay
+                         (RELAY_CANARY_DSN); exit 1 when Sentry's webhook does not come back
   deadletters list       list alerts that could not be delivered
   deadletters replay [ID...|--all] [--robot NAME]
                          queue dead letters again

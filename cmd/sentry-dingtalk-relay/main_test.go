@@ -207,6 +207,41 @@ type fakeSentry struct {
 	auth   []string
 	paths  []string
 	status int
+	// onEvent, when set, sees each event after it was answered (an alert
+	// rule firing).
+	onEvent func(ev map[string]any)
+}
+
+// envelopeEvents decodes the events of a Sentry envelope: a header line,
+// then items, each a header line and a payload of the header's length (or
+// up to the next line break when it has none).
+func envelopeEvents(raw []byte) []map[string]any {
+	var events []map[string]any
+	_, rest, _ := bytes.Cut(raw, []byte("\n"))
+	for len(rest) > 0 {
+		var header []byte
+		header, rest, _ = bytes.Cut(rest, []byte("\n"))
+		var item struct {
+			Type   string
+			Length *int
+		}
+		if json.Unmarshal(header, &item) != nil {
+			break
+		}
+		var payload []byte
+		if item.Length != nil && *item.Length <= len(rest) {
+			payload, rest = rest[:*item.Length], bytes.TrimPrefix(rest[*item.Length:], []byte("\n"))
+		} else {
+			payload, rest, _ = bytes.Cut(rest, []byte("\n"))
+		}
+		if item.Type == "event" {
+			var ev map[string]any
+			if json.Unmarshal(payload, &ev) == nil {
+				events = append(events, ev)
+			}
+		}
+	}
+	return events
 }
 
 func (f *fakeSentry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -220,27 +255,23 @@ func (f *fakeSentry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		body = gz
 	}
 	raw, _ := io.ReadAll(body)
+	events := envelopeEvents(raw)
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.paths = append(f.paths, r.URL.Path)
 	f.auth = append(f.auth, r.Header.Get("X-Sentry-Auth")+"|"+r.URL.RawQuery)
-	// An envelope: header line, then item header / payload pairs.
-	lines := strings.Split(string(raw), "\n")
-	for i := 1; i+1 < len(lines); i += 2 {
-		var item struct{ Type string }
-		json.Unmarshal([]byte(lines[i]), &item)
-		if item.Type == "event" {
-			var ev map[string]any
-			json.Unmarshal([]byte(lines[i+1]), &ev)
-			f.events = append(f.events, ev)
-		}
-	}
-	status := f.status
+	f.events = append(f.events, events...)
+	status, onEvent := f.status, f.onEvent
+	f.mu.Unlock()
 	if status == 0 {
 		status = 200
 	}
 	w.WriteHeader(status)
 	w.Write([]byte(`{"id":"x"}`))
+	if onEvent != nil && status == 200 {
+		for _, ev := range events {
+			go onEvent(ev)
+		}
+	}
 }
 
 func (f *fakeSentry) snapshot() ([]map[string]any, []string, []string) {

@@ -142,7 +142,13 @@ func freeAddr(t *testing.T) string {
 // startRelay runs the relay binary in dir with env and waits until it is ready.
 func startRelay(t *testing.T, dir string, env ...string) *process {
 	t.Helper()
-	p := &process{addr: freeAddr(t), logs: &lockedBuffer{}, done: make(chan struct{})}
+	return startRelayAt(t, dir, freeAddr(t), env...)
+}
+
+// startRelayAt is startRelay listening on addr.
+func startRelayAt(t *testing.T, dir, addr string, env ...string) *process {
+	t.Helper()
+	p := &process{addr: addr, logs: &lockedBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(binary)
 	p.cmd.Dir = dir
 	p.cmd.Env = append([]string{"RELAY_ADDR=" + p.addr, "LOG_FORMAT=text", "PATH=" + os.Getenv("PATH")}, env...)

@@ -11,6 +11,7 @@ import (
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/config"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dingtalk"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/watch"
 )
 
 func serve(ctx context.Context, args, environ []string, stderr io.Writer) error {
@@ -52,6 +53,8 @@ func serve(ctx context.Context, args, environ []string, stderr io.Writer) error 
 		MaxAge: cfg.MaxAge, ShutdownTimeout: cfg.ShutdownTimeout,
 		Receivers: rt.receivers, Routes: rt.routes, Storage: storage,
 		Log: log, Middleware: middleware, Version: version,
+		Canary: watch.CanaryConfig{DSN: cfg.CanaryDSN, Interval: cfg.CanaryInterval, Timeout: cfg.CanaryTimeout, Language: cfg.Language, Zone: cfg.Zone},
+		Quiet:  watch.QuietConfig{After: cfg.QuietAlert, Language: cfg.Language, Zone: cfg.Zone},
 	})
 	if err != nil {
 		storage.Store.Close()
