@@ -58,6 +58,13 @@ type Env struct {
 	RedisURL     string `env:"RELAY_REDIS_URL"`
 	RedisURLFile string `env:"RELAY_REDIS_URL_FILE,file"`
 
+	PublicURL     string        `env:"RELAY_PUBLIC_URL"`
+	AuthToken     string        `env:"SENTRY_AUTH_TOKEN"`
+	AuthTokenFile string        `env:"SENTRY_AUTH_TOKEN_FILE,file"`
+	ActionKey     string        `env:"RELAY_ACTION_KEY"`
+	ActionKeyFile string        `env:"RELAY_ACTION_KEY_FILE,file"`
+	ActionTTL     time.Duration `env:"RELAY_ACTION_TTL" envDefault:"168h"`
+
 	CanaryDSN      string        `env:"RELAY_CANARY_DSN"`
 	CanaryInterval time.Duration `env:"RELAY_CANARY_INTERVAL" envDefault:"6h"`
 	CanaryTimeout  time.Duration `env:"RELAY_CANARY_TIMEOUT" envDefault:"15m"`
@@ -115,7 +122,7 @@ func Load(environ []string) (*Config, error) {
 			vars[k] = v
 		}
 	}
-	for _, name := range []string{"DINGTALK_TOKENS", "DINGTALK_SECRETS", "SENTRY_CLIENT_SECRET", "RELAY_WEBHOOK_TOKEN", "RELAY_REDIS_URL"} {
+	for _, name := range []string{"DINGTALK_TOKENS", "DINGTALK_SECRETS", "SENTRY_CLIENT_SECRET", "RELAY_WEBHOOK_TOKEN", "RELAY_REDIS_URL", "SENTRY_AUTH_TOKEN", "RELAY_ACTION_KEY"} {
 		if vars[name] != "" && vars[name+"_FILE"] != "" {
 			return nil, fmt.Errorf("%s and %s_FILE are both set: use one", name, name)
 		}
@@ -138,6 +145,8 @@ func (c *Config) validate() error {
 		{&c.ClientSecret, &c.ClientSecretFile},
 		{&c.WebhookToken, &c.WebhookTokenFile},
 		{&c.RedisURL, &c.RedisURLFile},
+		{&c.AuthToken, &c.AuthTokenFile},
+		{&c.ActionKey, &c.ActionKeyFile},
 	} {
 		if *p.alt != "" {
 			*p.value = *p.alt
@@ -160,6 +169,9 @@ func (c *Config) validate() error {
 		return err
 	}
 	if err := c.validWatch(); err != nil {
+		return err
+	}
+	if err := c.validActions(); err != nil {
 		return err
 	}
 	switch {
@@ -365,6 +377,38 @@ func httpURL(name, s string, required bool) error {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("%s: %q is not an http(s) URL", name, s)
+	}
+	return nil
+}
+
+// Actions reports whether cards carry action links.
+func (c *Config) Actions() bool { return c.PublicURL != "" }
+
+// validActions checks that action links are configured whole, or not at
+// all.
+func (c *Config) validActions() error {
+	set := map[string]bool{"RELAY_PUBLIC_URL": c.PublicURL != "", "SENTRY_AUTH_TOKEN": c.AuthToken != "", "RELAY_ACTION_KEY": c.ActionKey != ""}
+	var missing []string
+	for _, name := range []string{"RELAY_PUBLIC_URL", "SENTRY_AUTH_TOKEN", "RELAY_ACTION_KEY"} {
+		if !set[name] {
+			missing = append(missing, name)
+		}
+	}
+	switch {
+	case len(missing) == 3:
+		return nil
+	case len(missing) > 0:
+		return fmt.Errorf("action links need RELAY_PUBLIC_URL, SENTRY_AUTH_TOKEN and RELAY_ACTION_KEY together: %s is not set", strings.Join(missing, " and "))
+	case c.ActionTTL < time.Second:
+		return fmt.Errorf("RELAY_ACTION_TTL: %s is too short (at least 1s)", c.ActionTTL)
+	case c.SentryURL == "" && c.ClientSecret == "":
+		return errors.New("action links need SENTRY_URL when SENTRY_CLIENT_SECRET is not set: the relay calls Sentry with SENTRY_AUTH_TOKEN, and an unsigned webhook must not choose where to")
+	}
+	if err := httpURL("RELAY_PUBLIC_URL", c.PublicURL, true); err != nil {
+		return err
+	}
+	if err := cleanValue(c.AuthToken); err != nil {
+		return fmt.Errorf("SENTRY_AUTH_TOKEN: %w", err)
 	}
 	return nil
 }

@@ -20,7 +20,7 @@ import (
 // already markup, or a colour of the card's own table).
 func TestMarkupIsOnlyMadeByEscapers(t *testing.T) {
 	allowed := map[string]bool{"text": true, "linked": true, "href": true, "templated": true,
-		"joinMarkup": true, "markup": true, "mentionText": true, "fitJSON": true, "quote": true, "trimNewlines": true}
+		"joinMarkup": true, "markup": true, "mentionText": true, "fitJSON": true, "quote": true, "trimNewlines": true, "actionLink": true, "actionTarget": true}
 	fset := token.NewFileSet()
 	pkgs, err := parser.ParseDir(fset, ".", func(fi fs.FileInfo) bool {
 		return !strings.HasSuffix(fi.Name(), "_test.go")

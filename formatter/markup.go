@@ -1,6 +1,9 @@
 package formatter
 
-import "strings"
+import (
+	"net/url"
+	"strings"
+)
 
 // markup is DingTalk card markdown: the card's own syntax, and payload text
 // that went through an escaper. Payload text is a plain string, and Go lets a
@@ -21,6 +24,29 @@ func trimNewlines(m markup) markup { return markup(strings.TrimRight(string(m), 
 
 // linked is [text](url), or the escaped text when the URL is unusable.
 func linked(s, u string) markup { return markup(link(s, u)) }
+
+// actionLink is [label](url) for an action link: an http(s) URL, or a
+// dingtalk:// link that opens a page in DingTalk's side panel; "" for
+// anything else.
+func actionLink(label, u string) markup {
+	t := actionTarget(u)
+	if t == "" {
+		return ""
+	}
+	return markup("[" + EscapeLinkText(label) + "](" + string(t) + ")")
+}
+
+// actionTarget is u when it is fit to be an action's link target.
+func actionTarget(u string) markup {
+	if safe := SafeURL(u); safe != "" {
+		return markup(safe)
+	}
+	p, err := url.Parse(u)
+	if err != nil || p.Scheme != "dingtalk" || p.Host != "dingtalkclient" || strings.ContainsAny(u, " ()[]<>\"`@") {
+		return ""
+	}
+	return markup(u)
+}
 
 // href is a URL fit to be a link target, or "".
 func href(u string) markup { return markup(SafeURL(u)) }

@@ -22,14 +22,21 @@ type Markdown struct {
 	Text  string `json:"text"`
 }
 
-// ActionCard is the single-button action card message type. It cannot
-// @-mention anyone.
+// ActionCard is the action card message type: one button (SingleTitle,
+// SingleURL) or several (Buttons). It cannot @-mention anyone.
 type ActionCard struct {
-	Title          string `json:"title"`
-	Text           string `json:"text"`
-	BtnOrientation string `json:"btnOrientation,omitempty"`
-	SingleTitle    string `json:"singleTitle,omitempty"`
-	SingleURL      string `json:"singleURL,omitempty"`
+	Title          string   `json:"title"`
+	Text           string   `json:"text"`
+	BtnOrientation string   `json:"btnOrientation,omitempty"`
+	SingleTitle    string   `json:"singleTitle,omitempty"`
+	SingleURL      string   `json:"singleURL,omitempty"`
+	Buttons        []Button `json:"btns,omitempty"`
+}
+
+// Button is one button of an action card.
+type Button struct {
+	Title     string `json:"title"`
+	ActionURL string `json:"actionURL"`
 }
 
 // At lists who a markdown message @-mentions.

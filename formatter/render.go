@@ -20,6 +20,21 @@ type Renderer struct {
 	Zone *time.Location
 	// Template, when set, replaces the built-in card title and text.
 	Template *Template
+	// Actions, when set, gives issue cards their action links (one line
+	// under the card, or buttons of an action card) and digests a link to
+	// review their issues.
+	Actions Actions
+}
+
+// Actions makes the links people act on issues with from a card (package
+// relay/action makes them for the relay).
+type Actions interface {
+	// Links are the action links of an alert's card; none for an alert
+	// with no issue to act on.
+	Links(a Alert) []Ref
+	// Review is a digest's link to a page listing the alerts' issues with
+	// their actions; false when none of them has any.
+	Review(as []Alert) (Ref, bool)
 }
 
 // Item is one alert waiting for a receiver, with the mentions its route
@@ -77,9 +92,17 @@ func (r *Renderer) Item(it Item) (Message, error) {
 		if err != nil {
 			return Message{}, err
 		}
-		return r.finish(title, r.note(it.Note)+templated(body), a.Link, m), nil
+		return r.finish(title, r.note(it.Note)+templated(body), a.Link, m, r.actionLinks(a)), nil
 	}
-	return r.finish(r.cardTitle(a), r.note(it.Note)+r.cardText(a), a.Link, m), nil
+	return r.finish(r.cardTitle(a), r.note(it.Note)+r.cardText(a), a.Link, m, r.actionLinks(a)), nil
+}
+
+// actionLinks are a's action links, when the renderer makes them.
+func (r *Renderer) actionLinks(a Alert) []Ref {
+	if r.Actions == nil {
+		return nil
+	}
+	return r.Actions.Links(a)
 }
 
 // note is an item's note as the card's first line.
@@ -111,7 +134,7 @@ func (r *Renderer) MinimalItem(it Item) Message {
 			c.fact(f)
 		}
 	}
-	msg := r.finish(r.cardTitle(a), c.markup(), "", m)
+	msg := r.finish(r.cardTitle(a), c.markup(), "", m, nil)
 	if msg.ActionCard != nil {
 		// An action card without a target URL is rejected; fall back.
 		msg = r.asMarkdown(msg, m)
@@ -174,15 +197,17 @@ func PlainLine(s string) string {
 	}, s)), " ")
 }
 
-// finish adds the keyword and the mentions, fits the text into DingTalk's
-// size limit and builds the message of the renderer's type.
-func (r *Renderer) finish(title string, body markup, link string, m Mentions) Message {
-	msg, _ := r.finishCut(title, body, link, m)
+// finish adds the keyword, the action links and the mentions, fits the
+// text into DingTalk's size limit and builds the message of the renderer's
+// type.
+func (r *Renderer) finish(title string, body markup, link string, m Mentions, actions []Ref) Message {
+	msg, _ := r.finishCut(title, body, link, m, actions)
 	return msg
 }
 
 // finishCut is finish that also reports whether the text had to be cut.
-func (r *Renderer) finishCut(title string, body markup, link string, m Mentions) (msg Message, cut bool) {
+// The action links and the mentions are never cut: the text makes room.
+func (r *Renderer) finishCut(title string, body markup, link string, m Mentions, actions []Ref) (msg Message, cut bool) {
 	title = r.keyworded(PlainLine(title))
 	body = trimNewlines(body)
 	if r.Keyword != "" && !strings.Contains(string(body), r.Keyword) {
@@ -192,14 +217,31 @@ func (r *Renderer) finishCut(title string, body markup, link string, m Mentions)
 	actionCard := r.Type == TypeActionCard && target != ""
 	var tail markup
 	if !actionCard {
-		tail = mentionText(m)
+		var links []markup
+		for _, a := range actions {
+			if l := actionLink(a.Title, a.URL); l != "" {
+				links = append(links, l)
+			}
+		}
+		if len(links) > 0 {
+			tail = "\n\n" + joinMarkup(links, " · ")
+		}
+		tail += mentionText(m)
 	}
 	msg = Message{MsgType: TypeMarkdown, Markdown: &Markdown{Title: title}}
 	if actionCard {
-		msg = Message{MsgType: TypeActionCard, ActionCard: &ActionCard{
-			Title: title, BtnOrientation: "0",
-			SingleTitle: r.labels().ViewInSentry, SingleURL: string(target),
-		}}
+		msg = Message{MsgType: TypeActionCard, ActionCard: &ActionCard{Title: title, BtnOrientation: "0"}}
+		buttons := []Button{{Title: r.labels().ViewInSentry, ActionURL: string(target)}}
+		for _, a := range actions {
+			if u := actionTarget(a.URL); u != "" {
+				buttons = append(buttons, Button{Title: PlainLine(a.Title), ActionURL: string(u)})
+			}
+		}
+		if len(buttons) == 1 {
+			msg.ActionCard.SingleTitle, msg.ActionCard.SingleURL = buttons[0].Title, buttons[0].ActionURL
+		} else {
+			msg.ActionCard.Buttons = buttons
+		}
 	} else if !m.Empty() {
 		msg.At = &At{AtMobiles: validMobiles(m.Mobiles), AtUserIDs: validUserIDs(m.UserIDs), IsAtAll: m.All}
 	}
@@ -270,17 +312,6 @@ func colorCode(c string) string {
 	return c
 }
 
-// TestCard renders the message `sentry-dingtalk-relay test` sends.
-func (r *Renderer) TestCard(now time.Time, robot string) Message {
-	l := r.labels()
-	var c card
-	c.put("#### ", text(levelStyles["info"].Emoji+" "+l.TestTitle), "\n\n", text(l.TestText), "\n\n")
-	c.fact(Fact{l.Time, r.FormatTime(now)})
-	if robot != "" {
-		c.fact(Fact{"robot", robot})
-	}
-	return r.finish("sentry-dingtalk-relay: "+l.TestTitle, c.markup(), "", Mentions{})
-}
 
 // Group is the alerts of one issue inside a digest.
 type Group struct {
@@ -316,7 +347,7 @@ func (r *Renderer) Digest(items []Item, plain bool) (msg Message, covered []int)
 		n++
 	}
 	for {
-		msg, covered, cut := r.digest(items, groups[:n], lines[:n])
+		msg, covered, cut := r.digest(items, groups[:n], lines[:n], plain)
 		if !cut || n == 1 {
 			return msg, covered
 		}
@@ -325,7 +356,7 @@ func (r *Renderer) Digest(items []Item, plain bool) (msg Message, covered []int)
 }
 
 // digest renders the chosen groups and reports whether it had to be cut.
-func (r *Renderer) digest(items []Item, groups []*Group, lines []markup) (Message, []int, bool) {
+func (r *Renderer) digest(items []Item, groups []*Group, lines []markup, plain bool) (Message, []int, bool) {
 	l := r.labels()
 	var m Mentions
 	var covered []int
@@ -392,9 +423,19 @@ func (r *Renderer) digest(items []Item, groups []*Group, lines []markup) (Messag
 			}
 		}
 	}
+	var review []Ref
+	if r.Actions != nil && !plain {
+		as := make([]Alert, len(covered))
+		for i, idx := range covered {
+			as[i] = items[idx].Alert
+		}
+		if ref, ok := r.Actions.Review(as); ok {
+			review = []Ref{ref}
+		}
+	}
 	markdown := *r
 	markdown.Type = TypeMarkdown // a digest has many links, not one button target
-	msg, cut := markdown.finishCut(title, c.markup(), "", m)
+	msg, cut := markdown.finishCut(title, c.markup(), "", m, review)
 	return msg, covered, cut
 }
 

@@ -324,10 +324,3 @@ func TestMessageJSON(t *testing.T) {
 	}
 }
 
-func TestTestMessage(t *testing.T) {
-	r := &Renderer{Keyword: "告警", Language: LangEN}
-	msg := r.TestCard(time.Unix(0, 0), "robot-1")
-	if !strings.Contains(msg.Title(), "告警") || !strings.Contains(msg.Text(), "告警") || !strings.Contains(msg.Text(), "robot-1") {
-		t.Errorf("test message %+v", msg.Markdown)
-	}
-}

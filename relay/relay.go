@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -70,6 +71,12 @@ type Options struct {
 	// Quiet, when After is set, warns when no authentic webhook arrived
 	// for that long.
 	Quiet watch.QuietConfig
+	// Actions, when set, serves the action pages of cards' links under
+	// /action/.
+	Actions http.Handler
+	// Registry takes the relay's metrics; nil means a new one. Parts built
+	// before the relay (the action pages) register theirs in it too.
+	Registry *prometheus.Registry
 }
 
 // Store is the queue a relay runs on: bbolt on local disk, or Redis shared
@@ -139,7 +146,10 @@ func New(opts Options) (*Relay, error) {
 	if len(opts.Receivers) == 0 {
 		return nil, errors.New("relay: no receivers (the dry run is one)")
 	}
-	r := &Relay{opts: opts, log: opts.Log, store: opts.Storage.Store, registry: prometheus.NewRegistry(),
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	r := &Relay{opts: opts, log: opts.Log, store: opts.Storage.Store, registry: opts.Registry,
 		receivers: opts.Receivers, names: map[string]string{}, readyMaxAge: time.Second}
 	r.health = &storeHealth{Queue: r.store, now: opts.Now, window: storeFailureWindow}
 	r.metrics = metrics.New(r.registry)
@@ -230,6 +240,12 @@ func (r *Relay) routes() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.Get("/readyz", r.ready)
+	if r.opts.Actions != nil {
+		// Behind the Ingress people reach the pages through, the client's
+		// address is in X-Forwarded-For / X-Real-IP: the pages' rate limit
+		// is per client. (Exposed without a proxy, anyone can set them.)
+		mux.With(middleware.RealIP).Handle("/action/*", r.opts.Actions)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(r.registry, promhttp.HandlerOpts{Registry: r.registry}))
 	return mux
 }

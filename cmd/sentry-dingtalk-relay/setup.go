@@ -12,9 +12,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/config"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/action"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dingtalk"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dispatch"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/queue"
@@ -32,6 +35,10 @@ type setup struct {
 	base      formatter.Renderer
 	receivers []dispatch.Receiver
 	routes    []route.Route
+	// registry takes the metrics of everything built here and the relay's.
+	registry *prometheus.Registry
+	// actions serves the action pages, when cards carry action links.
+	actions *action.Service
 }
 
 // newSetup builds the receiver table. The card template is cfg's, or
@@ -45,7 +52,17 @@ func newSetup(cfg *config.Config, log *slog.Logger, templateFile string, dryRunO
 	if err != nil {
 		return nil, err
 	}
-	rt := &setup{cfg: cfg, log: log, base: base, routes: cfg.Routes}
+	rt := &setup{cfg: cfg, log: log, base: base, routes: cfg.Routes, registry: prometheus.NewRegistry()}
+	if cfg.Actions() {
+		rt.actions, err = action.New(action.Config{
+			PublicURL: cfg.PublicURL, Key: []byte(cfg.ActionKey), TTL: cfg.ActionTTL, SentryURL: cfg.SentryURL,
+			AuthToken: cfg.AuthToken, Language: cfg.Language, Log: log, Registerer: rt.registry,
+		})
+		if err != nil {
+			return nil, err
+		}
+		base.Actions = action.Cards{Service: rt.actions}
+	}
 	client := &dingtalk.Client{HTTP: dingtalk.NewHTTPClient()}
 	for _, r := range cfg.Robots {
 		switch r.Type {

@@ -279,6 +279,10 @@ type sendBody struct {
 		Title     string `json:"title"`
 		Text      string `json:"text"`
 		SingleURL string `json:"singleURL"`
+		Buttons   []struct {
+			Title     string `json:"title"`
+			ActionURL string `json:"actionURL"`
+		} `json:"btns"`
 	} `json:"actionCard"`
 	Text *struct {
 		Content string `json:"content"`
@@ -353,8 +357,13 @@ func (s *Server) handle(r *http.Request) (status, code int, msg string) {
 		}
 		title, content = m.Markdown.Title, m.Markdown.Text
 	case "actionCard":
-		if m.ActionCard == nil || m.ActionCard.Title == "" || m.ActionCard.Text == "" || m.ActionCard.SingleURL == "" {
+		if m.ActionCard == nil || m.ActionCard.Title == "" || m.ActionCard.Text == "" || (m.ActionCard.SingleURL == "") == (len(m.ActionCard.Buttons) == 0) {
 			return http.StatusOK, 40035, "缺少参数 actionCard"
+		}
+		for _, b := range m.ActionCard.Buttons {
+			if b.Title == "" || b.ActionURL == "" {
+				return http.StatusOK, 40035, "缺少参数 actionCard.btns"
+			}
 		}
 		title, content = m.ActionCard.Title, m.ActionCard.Text
 	case "text":
