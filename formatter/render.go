@@ -312,7 +312,6 @@ func colorCode(c string) string {
 	return c
 }
 
-
 // Group is the alerts of one issue inside a digest.
 type Group struct {
 	// Newest is the group's newest alert, the one its line shows.

@@ -323,4 +323,3 @@ func TestMessageJSON(t *testing.T) {
 		t.Errorf("msgUuid missing: %s", msg.JSON())
 	}
 }
-

@@ -53,14 +53,14 @@ func serve(ctx context.Context, args, environ []string, stderr io.Writer) error 
 	}
 	r, err = relay.New(relay.Options{
 		Actions: actions,
-		Addr: cfg.Addr, DataDir: cfg.DataDir, MaxBodyBytes: cfg.MaxBodyBytes,
+		Addr:    cfg.Addr, DataDir: cfg.DataDir, MaxBodyBytes: cfg.MaxBodyBytes,
 		ClientSecrets: cfg.ClientSecrets, WebhookToken: cfg.WebhookToken, SentryURL: cfg.SentryURL,
 		MaxAge: cfg.MaxAge, ShutdownTimeout: cfg.ShutdownTimeout,
 		Receivers: rt.receivers, Routes: rt.routes, Storage: storage,
 		Log: log, Middleware: middleware, Version: version,
 		Registry: rt.registry,
-		Canary: watch.CanaryConfig{DSN: cfg.CanaryDSN, Interval: cfg.CanaryInterval, Timeout: cfg.CanaryTimeout, Language: cfg.Language, Zone: cfg.Zone},
-		Quiet:  watch.QuietConfig{After: cfg.QuietAlert, Language: cfg.Language, Zone: cfg.Zone},
+		Canary:   watch.CanaryConfig{DSN: cfg.CanaryDSN, Interval: cfg.CanaryInterval, Timeout: cfg.CanaryTimeout, Language: cfg.Language, Zone: cfg.Zone},
+		Quiet:    watch.QuietConfig{After: cfg.QuietAlert, Language: cfg.Language, Zone: cfg.Zone},
 	})
 	if err != nil {
 		storage.Store.Close()
