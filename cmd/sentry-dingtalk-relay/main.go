@@ -49,12 +49,11 @@ func main() {
 //
 // The journal's O_DIRECT writes and bbolt's fsyncs block in the kernel for
 // milliseconds while keeping their P (Go expects syscalls to be short; its
-// monitor thread takes the P back on its second look, and it looks as
-// rarely as every 10 ms), and webhooks readied meanwhile wait behind them.
-// One P more than the CPUs keeps a P for the webhooks while a writer waits
-// on the disk: ack p99 at 1,000/s was lower in 8 of 8 interleaved pairs
-// (by 1.3 ms at the median). The count is taken once at start, so Go no
-// longer follows a changed cgroup limit.
+// monitor thread takes the P back only when it notices), and webhooks
+// readied meanwhile wait behind them. One P more than the CPUs keeps a P
+// for the webhooks while a writer waits on the disk (the README's
+// Performance section has the measurements). The count is taken once at
+// start, so Go no longer follows a changed cgroup limit.
 func tuneRuntime() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)

@@ -238,8 +238,7 @@ type exception struct {
 
 // stacktrace keeps its frames undecoded until the location needs them:
 // events almost always carry a culprit, and decoding every frame of every
-// event was a tenth of the relay's CPU and a fifth of its garbage at 1,000
-// webhooks/s.
+// event was a large share of the relay's CPU and garbage under load.
 type stacktrace struct {
 	Frames rawFrames `json:"frames"`
 }

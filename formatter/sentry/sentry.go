@@ -225,12 +225,12 @@ func Parse(resource string, body []byte, opts Options) (Webhook, error) {
 	if w.Alert.Org == "" {
 		w.Alert.Org = org
 	}
-	finish(&w, body)
+	bound(&w, body)
 	return w, nil
 }
 
-// finish fills what every family needs and bounds every field.
-func finish(w *Webhook, body []byte) {
+// bound fills what every family needs and bounds every field.
+func bound(w *Webhook, body []byte) {
 	a := &w.Alert
 	a.Title = shorten(a.Title, maxTitle)
 	if a.Title == "" {
@@ -759,7 +759,7 @@ func parseLegacy(body []byte, opts Options) (Webhook, error) {
 	// The plugin names its rules but gives no id: the event alone
 	// identifies the delivery.
 	w.DedupeKey = dedupeKey("legacy", a.EventID)
-	finish(&w, body)
+	bound(&w, body)
 	return w, nil
 }
 

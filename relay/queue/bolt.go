@@ -653,7 +653,7 @@ func (b *Bolt) Pending(ctx context.Context, robot string, max int) ([]Delivery, 
 		alerts := tx.Bucket(bucketAlerts)
 		c := q.Cursor()
 		for k, v := c.First(); k != nil && len(rows) < max; k, v = c.Next() {
-			yield(len(rows))
+			pause(len(rows))
 			r := raw{key: slices.Clone(k)}
 			if r.rec, r.err = decodeDeliveryRecord(v); r.err != nil {
 				r.err = fmt.Errorf("delivery %x: %w", k, r.err)
@@ -670,7 +670,7 @@ func (b *Bolt) Pending(ctx context.Context, robot string, max int) ([]Delivery, 
 	out := make([]Delivery, 0, len(rows))
 	var bad []unreadable
 	for i, r := range rows {
-		yield(i)
+		pause(i)
 		var d Delivery
 		err := r.err
 		if err == nil {
@@ -787,7 +787,7 @@ func (b *Bolt) remove(robot string, ids []string, buried func() time.Time, reaso
 		}
 		alerts, refs, dead := tx.Bucket(bucketAlerts), tx.Bucket(bucketRefs), appendOnly(tx.Bucket(bucketDead))
 		for i, id := range ids {
-			yield(i)
+			pause(i)
 			k, err := parseSeqID(id)
 			if err != nil {
 				return err

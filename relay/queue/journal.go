@@ -24,9 +24,9 @@ import (
 // Files have a fixed size, allocated when created and recycled once moved,
 // and are written with O_DIRECT|O_DSYNC where the system allows it: an
 // overwrite then changes no file metadata and needs no commit of the file
-// system's own journal, which cut the tail of the sync each webhook waits
-// for on the virtual disk it was measured on. Elsewhere (tmpfs, other
-// systems) writes go through the page cache and fdatasync.
+// system's own journal, which shortens the tail of the sync each webhook
+// waits for. Elsewhere (tmpfs, other systems) writes go through the page
+// cache and fdatasync.
 //
 // A file is a sequence of frames: a 4-byte big-endian payload length, a
 // 4-byte CRC-32C of the file's sequence number and the payload, the

@@ -124,16 +124,16 @@ func hashKey(key string) []byte {
 	return sum[:16]
 }
 
-// yieldEvery is how many records the store handles between yields when it
-// reads or removes the thousand deliveries of a digest, milliseconds of
-// CPU at a stretch: without yields, webhooks readied on the same P wait
-// for Go's 10 ms preemption, and their answer time is what Sentry waits
-// on. (A yield inside a bbolt write transaction only delays the mover.)
-const yieldEvery = 32
+// pauseEvery is how many records the store handles between pauses when
+// it reads or removes the thousand deliveries of a digest, milliseconds of
+// CPU at a stretch: without pauses, webhooks readied on the same P wait
+// for Go's preemption, and their answer time is what Sentry waits on. (A
+// pause inside a bbolt write transaction only delays the mover.)
+const pauseEvery = 32
 
-// yield lets waiting goroutines run after every yieldEvery-th item.
-func yield(i int) {
-	if i%yieldEvery == yieldEvery-1 {
+// pause lets waiting goroutines run after every pauseEvery-th item.
+func pause(i int) {
+	if i%pauseEvery == pauseEvery-1 {
 		runtime.Gosched()
 	}
 }

@@ -388,7 +388,7 @@ func (r *Redis) Pending(ctx context.Context, robot string, max int) ([]Delivery,
 	out := make([]Delivery, 0, len(msgs))
 	var bad []string
 	for i, m := range msgs {
-		yield(i)
+		pause(i)
 		d, err := decodeEntry(robot, m)
 		if err != nil {
 			r.log.Error("undecodable queue entry; moving it to the dead letters", "robot", robot, "id", m.ID, "err", err)
