@@ -54,6 +54,7 @@ type Env struct {
 	MaxAge          time.Duration `env:"RELAY_MAX_AGE" envDefault:"24h"`
 	DedupeWindow    time.Duration `env:"RELAY_DEDUPE_WINDOW" envDefault:"30m"`
 	ShutdownTimeout time.Duration `env:"RELAY_SHUTDOWN_TIMEOUT" envDefault:"15s"`
+	FallbackAfter   time.Duration `env:"RELAY_FALLBACK_AFTER" envDefault:"10m"`
 
 	RedisURL     string `env:"RELAY_REDIS_URL"`
 	RedisURLFile string `env:"RELAY_REDIS_URL_FILE,file"`
@@ -111,6 +112,9 @@ type Receiver struct {
 	Type string
 	// DingTalk is set for Type dingtalk.
 	DingTalk *dingtalk.Robot
+	// Fallback names the receivers that also get this one's alerts when
+	// it cannot deliver them.
+	Fallback []string
 }
 
 // Load reads and validates the configuration from environ (as os.Environ
@@ -189,6 +193,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("RELAY_DEDUPE_WINDOW: %s must not be negative", c.DedupeWindow)
 	case c.ShutdownTimeout < time.Second:
 		return fmt.Errorf("RELAY_SHUTDOWN_TIMEOUT: %s is too short (at least 1s)", c.ShutdownTimeout)
+	case c.FallbackAfter < time.Second:
+		return fmt.Errorf("RELAY_FALLBACK_AFTER: %s is too short (at least 1s)", c.FallbackAfter)
 	case c.DataDir == "":
 		return errors.New("RELAY_DATA_DIR must not be empty")
 	}

@@ -262,6 +262,9 @@ func TestRoutesFileErrors(t *testing.T) {
 		{"bad msgtype", "routes:\n  - name: x\n    robots: [robot-1]\n    msgtype: card\n", `msgtype "card"`},
 		{"actionCard cannot mention", "routes:\n  - name: x\n    robots: [robot-1]\n    msgtype: actionCard\n    mentions: {mobiles: ['13800000000']}\n", "cannot @-mention"},
 		{"not yaml", "routes: [", "routes.yaml: "},
+		{"fallback to itself", "robots:\n  ops: {token: " + tok2 + ", fallback: [ops]}\nroutes:\n  - name: x\n    robots: [ops]\n", `robot "ops": a robot cannot be its own fallback`},
+		{"fallback unknown", "robots:\n  ops: {token: " + tok2 + ", fallback: [ghost]}\nroutes:\n  - name: x\n    robots: [ops]\n", `robot "ops": fallback "ghost" is not a robot`},
+		{"fallback loop", "robots:\n  a: {token: " + tok2 + ", fallback: [b]}\n  b: {token: " + tok3 + ", fallback: [a]}\nroutes:\n  - name: x\n    robots: [a]\n", "fallbacks go round: a -> b -> a"},
 	} {
 		p := writeRoutes(t, c.yaml)
 		_, err := Load([]string{"DINGTALK_TOKENS=" + tok1, "RELAY_ROUTES_FILE=" + p})

@@ -32,6 +32,9 @@ type routesFile struct {
 type robotHeader struct {
 	// Type is the receiver's kind; dingtalk when omitted.
 	Type string `yaml:"type"`
+	// Fallback names the receivers that also get this one's alerts when
+	// it cannot deliver them.
+	Fallback []string `yaml:"fallback"`
 }
 
 // dingtalkEntry is a DingTalk robot in the routes file.
@@ -98,6 +101,9 @@ func (c *Config) loadRoutes(envMentions route.Mentions) error {
 		names[name] = true
 		c.Robots = append(c.Robots, r)
 	}
+	if err := c.checkFallbacks(); err != nil {
+		return fail("%v", err)
+	}
 	if len(rf.Routes) == 0 {
 		return fail("no routes: add at least one (a route without match is a catch-all)")
 	}
@@ -146,6 +152,48 @@ func (c *Config) envFallback(envRobots []string, envMentions route.Mentions, cat
 	}
 }
 
+// checkFallbacks refuses fallbacks to receivers that do not exist and
+// chains that come back to where they started: a receiver's alerts must
+// never go round.
+func (c *Config) checkFallbacks() error {
+	next := map[string][]string{}
+	for _, r := range c.Robots {
+		for _, f := range r.Fallback {
+			if _, ok := c.Receiver(f); !ok {
+				return fmt.Errorf("robot %q: fallback %q is not a robot", r.Name, f)
+			}
+			if f == r.Name {
+				return fmt.Errorf("robot %q: a robot cannot be its own fallback", r.Name)
+			}
+		}
+		next[r.Name] = r.Fallback
+	}
+	state := map[string]int{} // 1: on the path, 2: done
+	var visit func(name string, path []string) error
+	visit = func(name string, path []string) error {
+		switch state[name] {
+		case 1:
+			return fmt.Errorf("fallbacks go round: %s", strings.Join(append(path, name), " -> "))
+		case 2:
+			return nil
+		}
+		state[name] = 1
+		for _, f := range next[name] {
+			if err := visit(f, append(path, name)); err != nil {
+				return err
+			}
+		}
+		state[name] = 2
+		return nil
+	}
+	for _, r := range c.Robots {
+		if err := visit(r.Name, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // unreachable returns the robots of names that no route sends to.
 func (c *Config) unreachable(names []string) []string {
 	var out []string
@@ -176,7 +224,7 @@ func (c *Config) robot(name string, node *yaml.Node) (Receiver, error) {
 		if err != nil {
 			return Receiver{}, err
 		}
-		return Receiver{Name: name, Type: TypeDingTalk, DingTalk: r}, nil
+		return Receiver{Name: name, Type: TypeDingTalk, DingTalk: r, Fallback: h.Fallback}, nil
 	}
 	return Receiver{}, fmt.Errorf("line %d: type %q: use dingtalk", node.Line, h.Type)
 }

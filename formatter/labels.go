@@ -25,9 +25,9 @@ type Labels struct {
 	OtherKind   func(typeID string) string
 	DigestTitle func(alerts, issues int) string
 	MoreFollow  func(n int) string
-	// Fallback introduces an alert delivered here because its own
-	// receiver failed.
-	Fallback            func(receiver, reason string) string
+	// Fallback introduces the note of an alert delivered here because its
+	// own receiver failed.
+	Fallback            string
 	TestTitle, TestText string
 }
 
@@ -80,11 +80,9 @@ var labelSets = map[string]*Labels{
 		OtherKind:   func(id string) string { return "问题类型 " + id + " 告警" },
 		DigestTitle: func(alerts, issues int) string { return fmt.Sprintf("%d 条告警 · %d 个问题", alerts, issues) },
 		MoreFollow:  func(n int) string { return fmt.Sprintf("另有 %d 条告警将在下一条消息中发送", n) },
-		Fallback: func(receiver, reason string) string {
-			return fmt.Sprintf("备用通道：%s 投递失败（%s）", receiver, reason)
-		},
-		TestTitle: "测试消息",
-		TestText:  "这是 sentry-dingtalk-relay 的测试消息：机器人配置正确。",
+		Fallback:    "备用通道，原接收方无法投递：",
+		TestTitle:   "测试消息",
+		TestText:    "这是 sentry-dingtalk-relay 的测试消息：机器人配置正确。",
 	},
 	LangEN: {
 		Project: "Project", Environment: "Environment", Level: "Level", Location: "Location", Release: "Release",
@@ -134,11 +132,9 @@ var labelSets = map[string]*Labels{
 		OtherKind:   func(id string) string { return "Issue type " + id + " alert" },
 		DigestTitle: func(alerts, issues int) string { return fmt.Sprintf("%d alerts · %d issues", alerts, issues) },
 		MoreFollow:  func(n int) string { return fmt.Sprintf("%d more alerts follow in the next message", n) },
-		Fallback: func(receiver, reason string) string {
-			return fmt.Sprintf("Fallback: %s could not deliver this (%s)", receiver, reason)
-		},
-		TestTitle: "Test message",
-		TestText:  "This is a test message from sentry-dingtalk-relay: the robot is configured correctly.",
+		Fallback:    "Fallback, its own receiver cannot deliver: ",
+		TestTitle:   "Test message",
+		TestText:    "This is a test message from sentry-dingtalk-relay: the robot is configured correctly.",
 	},
 }
 

@@ -110,7 +110,7 @@ func (r *Renderer) note(note string) markup {
 	if note == "" {
 		return ""
 	}
-	return quote("↪ "+Shorten(note, fieldRunes)) + "\n\n"
+	return quote("↪ "+r.labels().Fallback+Shorten(note, fieldRunes)) + "\n\n"
 }
 
 // Minimal renders an alert without links, message, location or anything else
@@ -392,6 +392,15 @@ func (r *Renderer) digest(items []Item, groups []*Group, lines []markup, plain b
 	slices.SortStableFunc(order, func(a, b int) int { return groups[b].Newest.Time.Compare(groups[a].Newest.Time) })
 
 	var c card
+	var notes []string
+	for _, i := range covered {
+		if n := items[i].Note; n != "" && !slices.Contains(notes, n) && len(notes) < 3 {
+			notes = append(notes, n)
+		}
+	}
+	for _, n := range notes {
+		c.put(r.note(n))
+	}
 	st := levelStyleOf(worst)
 	c.put("#### <font color=", markup(colorCode(st.Color)), ">", text(st.Emoji), "</font> ", text(l.DigestTitle(len(covered), len(groups))), "\n\n")
 	c.put("- **", text(l.Levels), ":** ", countsLine(levels, levelOrder(), true), "\n")

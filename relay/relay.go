@@ -49,6 +49,11 @@ type Options struct {
 	SentryURL string
 	// MaxAge is how long an alert may wait before it is a dead letter.
 	MaxAge time.Duration
+	// FallbackAfter is how long a receiver may be refused before its
+	// fallback takes its alerts.
+	FallbackAfter time.Duration
+	// Zone is the time zone of times the relay writes (fallback notes).
+	Zone *time.Location
 	// ShutdownTimeout bounds the graceful shutdown.
 	ShutdownTimeout time.Duration
 	// Receivers are the receivers (a dry-run one when none is configured).
@@ -200,6 +205,7 @@ func New(opts Options) (*Relay, error) {
 	r.dispatcher = dispatch.New(dispatch.Config{
 		Store: r.store, Limiter: opts.Storage.Limiter, Lock: opts.Storage.Lock, Poll: opts.Storage.Poll,
 		Metrics: r.metrics, Log: opts.Log, MaxAge: opts.MaxAge, Now: opts.Now,
+		FallbackAfter: opts.FallbackAfter, Zone: opts.Zone,
 	}, opts.Receivers)
 	r.handler = r.routes()
 	return r, nil

@@ -55,7 +55,7 @@ func serve(ctx context.Context, args, environ []string, stderr io.Writer) error 
 		Actions: actions,
 		Addr:    cfg.Addr, DataDir: cfg.DataDir, MaxBodyBytes: cfg.MaxBodyBytes,
 		ClientSecrets: cfg.ClientSecrets, WebhookToken: cfg.WebhookToken, SentryURL: cfg.SentryURL,
-		MaxAge: cfg.MaxAge, ShutdownTimeout: cfg.ShutdownTimeout,
+		MaxAge: cfg.MaxAge, ShutdownTimeout: cfg.ShutdownTimeout, FallbackAfter: cfg.FallbackAfter, Zone: cfg.Zone,
 		Receivers: rt.receivers, Routes: rt.routes, Storage: storage,
 		Log: log, Middleware: middleware, Version: version,
 		Registry: rt.registry,

@@ -76,6 +76,15 @@ func newSetup(cfg *config.Config, log *slog.Logger, templateFile string, dryRunO
 			return nil, fmt.Errorf("robot %s: type %q is not built in", r.Name, r.Type)
 		}
 	}
+	keys := map[string]string{}
+	for _, r := range rt.receivers {
+		keys[r.Name] = r.Key
+	}
+	for i, r := range cfg.Robots {
+		for _, f := range r.Fallback {
+			rt.receivers[i].Fallback = append(rt.receivers[i].Fallback, keys[f])
+		}
+	}
 	if len(rt.receivers) == 0 {
 		dry := base
 		dry.Keyword = cfg.Keyword

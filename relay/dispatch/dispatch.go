@@ -29,6 +29,8 @@ type Store interface {
 	Ack(ctx context.Context, robot string, ids []string) error
 	Bury(ctx context.Context, robot string, ids []string, reason string) error
 	Depth(ctx context.Context, robot string) int
+	// Enqueue queues an alert for other receivers: a fallback.
+	Enqueue(ctx context.Context, sub queue.Submission) (dup bool, err error)
 }
 
 // Limiter keeps receivers within their send rate.
@@ -61,6 +63,9 @@ type Receiver struct {
 	Key string
 	// Rate is the receiver's send budget.
 	Rate ratelimit.Rate
+	// Fallback are the queue keys of the receivers that also get the
+	// receiver's alerts when it cannot deliver them.
+	Fallback []string
 	// Receiver renders and sends.
 	notify.Receiver
 }
@@ -83,6 +88,11 @@ type Config struct {
 	// Poll is how often a worker looks at its queue without being woken;
 	// 0 means only when woken (the store is local and wakes it).
 	Poll time.Duration
+	// FallbackAfter is how long a receiver may be refused before its
+	// fallback takes its alerts; 0 means DefaultFallbackAfter.
+	FallbackAfter time.Duration
+	// Zone is the time zone of the times in fallback notes; nil means UTC.
+	Zone *time.Location
 }
 
 // Delivery timing.
@@ -121,6 +131,9 @@ func New(cfg Config, receivers []Receiver) *Dispatcher {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.FallbackAfter == 0 {
+		cfg.FallbackAfter = DefaultFallbackAfter
 	}
 	d := &Dispatcher{cfg: cfg, workers: map[string]*worker{}, composing: make(chan struct{}, 1)}
 	for _, r := range receivers {
@@ -190,6 +203,11 @@ type worker struct {
 	attempts  int
 	waiting   bool   // already counted as rate limited
 	lastErr   string // last failure logged, to log each kind once
+
+	refused     failure // the configuration failures of this streak
+	throttled   failure // the last rate-limit ban
+	fallingBack bool    // alerts went to the fallback in this streak
+	forwarded   map[string]bool
 }
 
 // idle means "until woken" (or the next poll).
@@ -219,8 +237,16 @@ func (w *worker) run(ctx context.Context) {
 // step does the next thing the robot needs and returns when to step again.
 func (w *worker) step(ctx context.Context) time.Duration {
 	now := w.Now()
+	note, due, next := w.fallbackDue(now)
+	if due {
+		w.forward(ctx, now, note, nil)
+	}
 	if now.Before(w.notBefore) {
-		return w.notBefore.Sub(now)
+		wait := w.notBefore.Sub(now)
+		if next > 0 {
+			wait = min(wait, next)
+		}
+		return wait
 	}
 	if w.inflight != nil && now.Sub(w.inflight.oldest()) > w.MaxAge {
 		// Recompose: the expired deliveries become dead letters.
@@ -286,9 +312,13 @@ func (w *worker) compose(ctx context.Context, now time.Time) (*batch, error) {
 	}
 	live := ds[:0]
 	var expired []string
+	var old []queue.Delivery
 	for _, d := range ds {
 		if now.Sub(d.Accepted) > w.MaxAge {
 			expired = append(expired, d.ID)
+			if len(w.robot.Fallback) > 0 {
+				old = append(old, d)
+			}
 		} else {
 			live = append(live, d)
 		}
@@ -297,6 +327,9 @@ func (w *worker) compose(ctx context.Context, now time.Time) (*batch, error) {
 		reason := "not delivered within " + w.MaxAge.String()
 		if w.lastErr != "" {
 			reason += "; last error: " + w.lastErr
+		}
+		if len(old) > 0 {
+			w.forward(ctx, now, w.robot.Name+": "+reason, old)
 		}
 		w.bury(ctx, expired, "expired", reason)
 	}
@@ -325,7 +358,7 @@ func (w *worker) compose(ctx context.Context, now time.Time) (*batch, error) {
 
 // item is a delivery as the receivers render it.
 func item(d queue.Delivery) formatter.Item {
-	return formatter.Item{Alert: d.Alert, Mentions: d.Mentions, Type: d.Type}
+	return formatter.Item{Alert: d.Alert, Mentions: d.Mentions, Type: d.Type, Note: d.Note}
 }
 
 // minimal re-renders a batch without anything the receiver's content
@@ -372,6 +405,7 @@ func (w *worker) send(ctx context.Context) time.Duration {
 		if w.lastErr != "" {
 			w.log.Info("robot delivers again", "alerts", len(b.deliveries))
 		}
+		w.recovered()
 		w.log.Debug("delivered", "alerts", len(b.deliveries), "digest", b.digest, "minimal", b.minimal)
 		w.inflight, w.attempts, w.lastErr = nil, 0, ""
 		return 0
@@ -382,6 +416,7 @@ func (w *worker) send(ctx context.Context) time.Duration {
 	if nerr != nil {
 		hint = nerr.Hint
 	}
+	w.noteFailure(now, verdict, nerr)
 	switch verdict {
 	case notify.Throttled:
 		rest := ParkFor
@@ -396,11 +431,17 @@ func (w *worker) send(ctx context.Context) time.Duration {
 		// Refused, not delivered: recompose later with everything waiting.
 		w.inflight = nil
 		w.notBefore = until
+		if note, due, _ := w.fallbackDue(now); due {
+			w.forward(ctx, now, note, nil)
+		}
 		return rest
 	case notify.Refused:
 		w.logOnce(slog.LevelError, "the receiver refused the request; alerts are kept and retried every few minutes", err, hint)
 		w.inflight = nil
 		w.notBefore = now.Add(ConfigRetry)
+		if _, _, next := w.fallbackDue(now); next > 0 {
+			return min(ConfigRetry, next)
+		}
 		return ConfigRetry
 	case notify.Content:
 		if !b.minimal {

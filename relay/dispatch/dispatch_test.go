@@ -47,6 +47,12 @@ type robot struct {
 
 // newEnv must run inside a synctest bubble.
 func newEnv(t *testing.T, robots int, maxAge time.Duration) *env {
+	return newEnvWith(t, robots, maxAge, nil)
+}
+
+// newEnvWith is newEnv with edit applied to the receivers and the
+// configuration before the dispatcher starts.
+func newEnvWith(t *testing.T, robots int, maxAge time.Duration, edit func([]dispatch.Receiver, *dispatch.Config)) *env {
 	var servers []dingtalktest.Robot
 	for i := range robots {
 		servers = append(servers, dingtalktest.Robot{Token: token(i), Keyword: "Sentry"})
@@ -70,10 +76,14 @@ func newEnv(t *testing.T, robots int, maxAge time.Duration) *env {
 		receivers = append(receivers, r.Receiver)
 	}
 	e.metrics = metrics.New(prometheus.NewRegistry())
-	e.d = dispatch.New(dispatch.Config{
+	cfg := dispatch.Config{
 		Store: e.store, Limiter: ratelimit.NewWindow(ratelimit.Period, nil),
 		Metrics: e.metrics, MaxAge: maxAge,
-	}, receivers)
+	}
+	if edit != nil {
+		edit(receivers, &cfg)
+	}
+	e.d = dispatch.New(cfg, receivers)
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	e.wg.Go(func() { e.d.Run(ctx) })
@@ -89,6 +99,11 @@ func (e *env) stop() {
 // alert queues one alert for every robot. Titles carry a unique marker
 // "alert-NNNNN:" so the double can count where each one went.
 func (e *env) alert(issue int, mentions ...string) {
+	e.alertFor(e.robots, issue, mentions...)
+}
+
+// alertFor queues one alert for the given robots only.
+func (e *env) alertFor(robots []robot, issue int, mentions ...string) {
 	e.n++
 	sub := queue.Submission{
 		AlertID:   queue.NewID(time.Now()),
@@ -100,7 +115,7 @@ func (e *env) alert(issue int, mentions ...string) {
 		},
 		Accepted: time.Now(),
 	}
-	for _, r := range e.robots {
+	for _, r := range robots {
 		sub.Targets = append(sub.Targets, queue.Target{Robot: r.Key, Mentions: formatter.Mentions{Mobiles: mentions}})
 	}
 	if _, err := e.store.Enqueue(context.Background(), sub); err != nil {
@@ -519,6 +534,121 @@ func TestRejectedAlertsBecomeDeadLettersAtOnce(t *testing.T) {
 		}
 		if got := testutil.ToFloat64(e.metrics.DeadLetters.WithLabelValues("robot-1", "rejected")); got != 1 {
 			t.Errorf("dead_letters_total{reason=rejected} = %v", got)
+		}
+	})
+}
+
+// TestFallbackAfterConfigurationErrors: a robot refused (310000) for longer
+// than FallbackAfter has its waiting alerts sent to its fallback, once
+// each, marked with the reason; when it recovers it delivers them itself,
+// and nothing is lost or sent twice to either.
+func TestFallbackAfterConfigurationErrors(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnvWith(t, 2, 24*time.Hour, func(rs []dispatch.Receiver, cfg *dispatch.Config) {
+			rs[0].Fallback = []string{rs[1].Key}
+			cfg.FallbackAfter = 30 * time.Second
+		})
+		defer e.stop()
+		primary, fallback := e.robots[0], e.robots[1]
+		var refusals []dingtalktest.Reply
+		for range 5 {
+			refusals = append(refusals, dingtalktest.Reply{ErrCode: 310000, ErrMsg: "sign not match"})
+		}
+		e.dt.Script(primary.Token, refusals...)
+		e.alertFor(e.robots[:1], 1)
+		e.alertFor(e.robots[:1], 2)
+		time.Sleep(29 * time.Second)
+		synctest.Wait()
+		if n := len(e.dt.Messages(fallback.Token)); n != 0 {
+			t.Fatalf("the fallback got %d messages before FallbackAfter", n)
+		}
+		time.Sleep(2 * time.Second)
+		e.settle()
+		// A third alert while the robot is still refused goes the same way.
+		e.alertFor(e.robots[:1], 3)
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		for _, marker := range []string{"alert-00001", "alert-00002", "alert-00003"} {
+			if n := strings.Count(strings.Join(texts(e.dt.Messages(fallback.Token)), "\n"), marker); n != 1 {
+				t.Errorf("%s reached the fallback %d times, want once", marker, n)
+			}
+		}
+		msgs := e.dt.Messages(fallback.Token)
+		if len(msgs) == 0 || !strings.Contains(msgs[0].Text, "DingTalk robot robot-1: errcode 310000 sign not match since") {
+			t.Errorf("the fallback's card does not say why:\n%v", texts(msgs))
+		}
+		// The robot recovers (the script runs out) and delivers its own.
+		time.Sleep(30 * time.Minute)
+		e.drain(time.Hour)
+		got := strings.Join(texts(e.dt.Messages(primary.Token)), "\n")
+		for _, marker := range []string{"alert-00001", "alert-00002", "alert-00003"} {
+			if n := strings.Count(got, marker); n != 1 {
+				t.Errorf("%s reached the recovered robot %d times, want once", marker, n)
+			}
+		}
+		if n := len(e.dt.Messages(fallback.Token)); n != len(msgs) {
+			t.Errorf("the fallback got %d more messages after the recovery", n-len(msgs))
+		}
+		if got := testutil.ToFloat64(e.metrics.FallbackAlerts.WithLabelValues("robot-1")); got != 3 {
+			t.Errorf("fallback_alerts_total = %v, want 3", got)
+		}
+	})
+}
+
+// TestFallbackWhenThrottled: a robot DingTalk throttles (130101) hands its
+// waiting alerts to its fallback at once.
+func TestFallbackWhenThrottled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnvWith(t, 2, 24*time.Hour, func(rs []dispatch.Receiver, cfg *dispatch.Config) {
+			rs[0].Fallback = []string{rs[1].Key}
+		})
+		defer e.stop()
+		e.dt.Script(e.robots[0].Token, dingtalktest.Reply{ErrCode: 130101, ErrMsg: "send too fast"})
+		e.alertFor(e.robots[:1], 1)
+		e.settle()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if n := len(e.dt.Messages(e.robots[1].Token)); n != 1 || !strings.Contains(e.dt.Messages(e.robots[1].Token)[0].Text, "throttled") {
+			t.Fatalf("the fallback got %d messages: %v", n, texts(e.dt.Messages(e.robots[1].Token)))
+		}
+	})
+}
+
+func texts(ms []dingtalktest.Message) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.Text
+	}
+	return out
+}
+
+// TestFallbackBeforeDeadLetter: an alert about to become a dead letter
+// goes to the fallback first.
+func TestFallbackBeforeDeadLetter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnvWith(t, 2, time.Hour, func(rs []dispatch.Receiver, cfg *dispatch.Config) {
+			rs[0].Fallback = []string{rs[1].Key}
+		})
+		defer e.stop()
+		var busy []dingtalktest.Reply
+		for range 200 {
+			busy = append(busy, dingtalktest.Reply{ErrCode: -1, ErrMsg: "system busy"})
+		}
+		e.dt.Script(e.robots[0].Token, busy...)
+		e.alertFor(e.robots[:1], 1)
+		time.Sleep(59 * time.Minute)
+		synctest.Wait()
+		if n := len(e.dt.Messages(e.robots[1].Token)); n != 0 {
+			t.Fatalf("a transient failure sent %d alerts to the fallback before they expired", n)
+		}
+		time.Sleep(10 * time.Minute)
+		synctest.Wait()
+		msgs := e.dt.Messages(e.robots[1].Token)
+		if len(msgs) != 1 || !strings.Contains(msgs[0].Text, "not delivered within 1h0m0s") {
+			t.Fatalf("the fallback got %v", texts(msgs))
+		}
+		if dls, _ := e.store.DeadLetters(context.Background()); len(dls) != 1 {
+			t.Errorf("%d dead letters: the expired alert is still a dead letter of its own robot", len(dls))
 		}
 	})
 }

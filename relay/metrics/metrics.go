@@ -36,6 +36,9 @@ type Metrics struct {
 	DeadLetters *prometheus.CounterVec
 	// RateLimited counts the times a robot had to wait for its send budget.
 	RateLimited *prometheus.CounterVec
+	// FallbackAlerts counts alerts a receiver could not deliver that went
+	// to its fallback receivers, by receiver.
+	FallbackAlerts *prometheus.CounterVec
 }
 
 // New creates the metrics and registers them with reg.
@@ -75,9 +78,13 @@ func New(reg prometheus.Registerer) *Metrics {
 			Namespace: Namespace, Name: "rate_limited_total",
 			Help: "Times a robot's next message had to wait for its send budget or a DingTalk throttle.",
 		}, []string{"robot"}),
+		FallbackAlerts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "fallback_alerts_total",
+			Help: "Alerts a receiver could not deliver that went to its fallback receivers, by receiver.",
+		}, []string{"robot"}),
 	}
 	reg.MustRegister(m.WebhooksReceived, m.WebhookDuration, m.Sends, m.SendFailures, m.DeliveryLatency,
-		m.DigestAlerts, m.DeadLetters, m.RateLimited)
+		m.DigestAlerts, m.DeadLetters, m.RateLimited, m.FallbackAlerts)
 	return m
 }
 
@@ -106,6 +113,7 @@ func (m *Metrics) Init(receivers []Receiver, actions map[string][]string) {
 		}
 		m.RateLimited.WithLabelValues(r.Name)
 		m.DigestAlerts.WithLabelValues(r.Name)
+		m.FallbackAlerts.WithLabelValues(r.Name)
 	}
 	for resource, acts := range actions {
 		for _, a := range acts {

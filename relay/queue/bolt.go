@@ -39,6 +39,7 @@ type deliveryRecord struct {
 	AlertID  string             `json:"alert_id"`
 	Mentions formatter.Mentions `json:"mentions"`
 	Type     string             `json:"type,omitempty"`
+	Note     string             `json:"note,omitempty"`
 	Accepted time.Time          `json:"accepted"`
 }
 
@@ -400,14 +401,18 @@ func (b *Bolt) journalGroup(group []*enqueueReq) {
 	marked := map[[16]byte]bool{}
 	for _, r := range group {
 		st := storedSubmission{AlertID: r.sub.AlertID, Targets: r.sub.Targets, Accept: r.sub.Accepted}
-		if r.sub.DedupeKey != "" && b.window > 0 {
+		window := b.window
+		if r.sub.DedupeFor > 0 {
+			window = r.sub.DedupeFor
+		}
+		if r.sub.DedupeKey != "" && window > 0 {
 			h := [16]byte(hashKey(r.sub.DedupeKey))
 			if marked[h] || b.seen(h, now) {
 				r.dup = true
 				continue
 			}
 			marked[h] = true
-			st.Dedupe, st.Expires = h[:], now.Add(b.window).UnixNano()
+			st.Dedupe, st.Expires = h[:], now.Add(window).UnixNano()
 		}
 		alert := encodeAlert(r.sub.Alert)
 		payload, err := encodeRecord(st, alert)
@@ -606,7 +611,7 @@ func store(tx *bolt.Tx, items []moveItem) error {
 			return err
 		}
 		for _, t := range it.rec.Targets {
-			if err := putDelivery(tx, t.Robot, deliveryRecord{AlertID: it.rec.AlertID, Mentions: t.Mentions, Type: t.Type, Accepted: it.rec.Accept}); err != nil {
+			if err := putDelivery(tx, t.Robot, deliveryRecord{AlertID: it.rec.AlertID, Mentions: t.Mentions, Type: t.Type, Note: t.Note, Accepted: it.rec.Accept}); err != nil {
 				return err
 			}
 		}
@@ -717,7 +722,7 @@ func (b *Bolt) buryUnreadable(robot string, bad []unreadable) error {
 			reason := "unreadable queue record (" + u.err.Error() + "): " + strconv.Quote(string(v))
 			rec, err := decodeDeliveryRecord(v)
 			if err == nil {
-				d.AlertID, d.Mentions, d.Type, d.Accepted = rec.AlertID, rec.Mentions, rec.Type, rec.Accepted
+				d.AlertID, d.Mentions, d.Type, d.Note, d.Accepted = rec.AlertID, rec.Mentions, rec.Type, rec.Note, rec.Accepted
 				reason = "unreadable alert (" + u.err.Error() + "): " + strconv.Quote(string(alerts.Get([]byte(rec.AlertID))))
 			}
 			seq, err := dead.NextSequence()
@@ -753,7 +758,7 @@ func (b *Bolt) buryUnreadable(robot string, bad []unreadable) error {
 }
 
 func decodeDelivery(robot string, k []byte, rec deliveryRecord, alert []byte) (Delivery, error) {
-	d := Delivery{ID: seqID(k), AlertID: rec.AlertID, Robot: robot, Mentions: rec.Mentions, Type: rec.Type, Accepted: rec.Accepted}
+	d := Delivery{ID: seqID(k), AlertID: rec.AlertID, Robot: robot, Mentions: rec.Mentions, Type: rec.Type, Note: rec.Note, Accepted: rec.Accepted}
 	if alert == nil {
 		return Delivery{}, fmt.Errorf("delivery %x: alert %s missing", k, rec.AlertID)
 	}
@@ -932,7 +937,7 @@ func (b *Bolt) Replay(ctx context.Context, ids []string, robot string) ([]DeadLe
 			}
 			// A replayed alert gets a fresh age, or it would expire again
 			// at once.
-			if err := putDelivery(tx, d.Robot, deliveryRecord{AlertID: d.AlertID, Mentions: d.Mentions, Type: d.Type, Accepted: now}); err != nil {
+			if err := putDelivery(tx, d.Robot, deliveryRecord{AlertID: d.AlertID, Mentions: d.Mentions, Type: d.Type, Note: d.Note, Accepted: now}); err != nil {
 				return err
 			}
 			if err := dead.Delete(keys[i]); err != nil {

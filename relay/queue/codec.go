@@ -70,6 +70,7 @@ func encodeDeliveryRecord(d deliveryRecord) []byte {
 	b := make([]byte, 0, 64)
 	b = appendString(append(b, deliveryFormatV1), d.AlertID)
 	b = appendString(b, d.Type)
+	b = appendString(b, d.Note)
 	b = appendStrings(b, d.Mentions.Mobiles)
 	b = appendStrings(b, d.Mentions.UserIDs)
 	b = appendFlag(b, d.Mentions.All)
@@ -255,6 +256,7 @@ func decodeDeliveryRecord(b []byte) (deliveryRecord, error) {
 	r := &recordReader{b: b[1:], s: string(b[1:])}
 	d.AlertID = r.string()
 	d.Type = r.string()
+	d.Note = r.string()
 	d.Mentions.Mobiles = r.strings()
 	d.Mentions.UserIDs = r.strings()
 	d.Mentions.All = r.flag() == 1

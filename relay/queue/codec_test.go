@@ -113,10 +113,10 @@ func normalize(a formatter.Alert) formatter.Alert {
 
 func TestDeliveryRecordCodec(t *testing.T) {
 	// A field added to either type needs the codec taught, and this list.
-	if n, m := reflect.TypeFor[deliveryRecord]().NumField(), reflect.TypeFor[formatter.Mentions]().NumField(); n != 4 || m != 3 {
+	if n, m := reflect.TypeFor[deliveryRecord]().NumField(), reflect.TypeFor[formatter.Mentions]().NumField(); n != 5 || m != 3 {
 		t.Fatalf("deliveryRecord has %d fields, Mentions %d: teach encodeDeliveryRecord and decodeDeliveryRecord", n, m)
 	}
-	full := deliveryRecord{AlertID: "01-abc", Type: "actionCard", Accepted: time.Date(2026, 11, 22, 1, 2, 3, 4, time.UTC),
+	full := deliveryRecord{AlertID: "01-abc", Type: "actionCard", Note: "DingTalk robot ops: errcode 310000", Accepted: time.Date(2026, 11, 22, 1, 2, 3, 4, time.UTC),
 		Mentions: formatter.Mentions{Mobiles: []string{"13800000000", ""}, UserIDs: []string{"manager1"}, All: true}}
 	for name, d := range map[string]deliveryRecord{"full": full, "zero": {}} {
 		got, err := decodeDeliveryRecord(encodeDeliveryRecord(d))
@@ -161,7 +161,7 @@ var updateFormats = flag.Bool("update-formats", false, "write testdata/format fo
 // version: what a relay upgraded onto an old data directory finds. A new
 // version adds its files with -update-formats; the old ones stay.
 func TestStoredFormatsStillDecode(t *testing.T) {
-	alert, delivery := fullAlert(t), deliveryRecord{AlertID: "01-abc", Type: "actionCard", Accepted: time.Date(2026, 11, 22, 1, 2, 3, 4, time.UTC),
+	alert, delivery := fullAlert(t), deliveryRecord{AlertID: "01-abc", Type: "actionCard", Note: "fallback", Accepted: time.Date(2026, 11, 22, 1, 2, 3, 4, time.UTC),
 		Mentions: formatter.Mentions{Mobiles: []string{"13800000000"}, UserIDs: []string{"manager1"}, All: true}}
 	files := map[string][]byte{
 		fmt.Sprintf("alert-%d.bin", alertFormatV1):       encodeAlert(alert),

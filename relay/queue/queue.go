@@ -23,6 +23,9 @@ type Submission struct {
 	// DedupeKey identifies the Sentry delivery; a submission whose key was
 	// seen within the dedupe window is not stored. "" disables the check.
 	DedupeKey string
+	// DedupeFor, when not 0, is how long this submission's key is
+	// remembered instead of the store's window.
+	DedupeFor time.Duration
 	Alert     formatter.Alert
 	Targets   []Target
 	Accepted  time.Time
@@ -34,6 +37,9 @@ type Target struct {
 	Mentions formatter.Mentions
 	// Type overrides the robot's message type ("" keeps it).
 	Type string
+	// Note says why the robot got an alert that was not its own (a
+	// fallback); its card shows it.
+	Note string
 }
 
 // Delivery is one alert waiting for one robot.
@@ -46,6 +52,7 @@ type Delivery struct {
 	Alert    formatter.Alert    `json:"alert"`
 	Mentions formatter.Mentions `json:"mentions,omitempty"`
 	Type     string             `json:"type,omitempty"`
+	Note     string             `json:"note,omitempty"`
 	Accepted time.Time          `json:"accepted"`
 }
 

@@ -17,8 +17,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
 )
 
 // Redis is the shared store of several relay replicas: one Redis stream per
@@ -192,21 +190,22 @@ type storedDelivery struct {
 	Alert    json.RawMessage `json:"alert"`
 	Mentions json.RawMessage `json:"mentions"`
 	Type     string          `json:"type,omitempty"`
+	Note     string          `json:"note,omitempty"`
 	Accepted time.Time       `json:"accepted"`
 }
 
 // encodeEntry is a stream entry's JSON. Its parts are strings, slices and
 // times: encoding cannot fail.
-func encodeEntry(alertID string, alert []byte, mentions formatter.Mentions, typ string, accepted time.Time) []byte {
-	m, _ := json.Marshal(mentions)
-	b, _ := json.Marshal(storedDelivery{AlertID: alertID, Alert: alert, Mentions: m, Type: typ, Accepted: accepted})
+func encodeEntry(alertID string, alert []byte, t Target, accepted time.Time) []byte {
+	m, _ := json.Marshal(t.Mentions)
+	b, _ := json.Marshal(storedDelivery{AlertID: alertID, Alert: alert, Mentions: m, Type: t.Type, Note: t.Note, Accepted: accepted})
 	return b
 }
 
 // deliveryEntry is the stream entry of a delivery moved or replayed into Redis.
 func deliveryEntry(d Delivery, accepted time.Time) []byte {
 	alert, _ := json.Marshal(d.Alert)
-	return encodeEntry(d.AlertID, alert, d.Mentions, d.Type, accepted)
+	return encodeEntry(d.AlertID, alert, Target{Mentions: d.Mentions, Type: d.Type, Note: d.Note}, accepted)
 }
 
 // enqueueScript sets the dedupe key (if any) and adds one entry per robot,
@@ -233,14 +232,18 @@ func (r *Redis) Enqueue(ctx context.Context, sub Submission) (dup bool, err erro
 	}
 	keys := []string{dedupeRedisKey(sub.DedupeKey)}
 	dedupe := "0"
-	if sub.DedupeKey != "" && r.window > 0 {
+	window := r.window
+	if sub.DedupeFor > 0 {
+		window = sub.DedupeFor
+	}
+	if sub.DedupeKey != "" && window > 0 {
 		dedupe = "1"
 	}
-	args := []any{r.window.Milliseconds(), dedupe}
+	args := []any{window.Milliseconds(), dedupe}
 	size := 0
 	for _, t := range sub.Targets {
 		keys = append(keys, streamKey(t.Robot))
-		entry := encodeEntry(sub.AlertID, alert, t.Mentions, t.Type, sub.Accepted)
+		entry := encodeEntry(sub.AlertID, alert, t, sub.Accepted)
 		size += len(entry)
 		args = append(args, entry)
 	}
@@ -411,7 +414,7 @@ func decodeEntry(robot string, m redis.XMessage) (Delivery, error) {
 	if err := json.Unmarshal([]byte(raw), &sd); err != nil {
 		return Delivery{}, err
 	}
-	d := Delivery{ID: m.ID, AlertID: sd.AlertID, Robot: robot, Type: sd.Type, Accepted: sd.Accepted}
+	d := Delivery{ID: m.ID, AlertID: sd.AlertID, Robot: robot, Type: sd.Type, Note: sd.Note, Accepted: sd.Accepted}
 	if err := json.Unmarshal(sd.Alert, &d.Alert); err != nil {
 		return Delivery{}, err
 	}
