@@ -56,7 +56,7 @@ func escape(s string, block bool) string {
 	}
 	for i, r := range s {
 		width := utf8.RuneLen(r)
-		if r == '\r' && block {
+		if r == '\r' && block && strings.HasPrefix(s[i+1:], "\n") {
 			continue
 		}
 		if r == '\n' && block {
