@@ -9,7 +9,7 @@ import (
 // markup is message content: the message's own syntax, and payload text
 // that went through an escaper. Payload text is a plain string and becomes
 // markup only by an explicit conversion, which happens in the escapers and
-// the few builders of this file and render.go.
+// the few builders of style.go.
 type markup string
 
 // zwsp is a zero-width space. Inside a sequence WeCom's markdown would act
