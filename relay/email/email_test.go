@@ -29,6 +29,8 @@ import (
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/notify"
 )
 
+var _ notify.Receiver = (*email.Receiver)(nil)
+
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
 
 const (

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
@@ -25,6 +26,8 @@ import (
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/stdwebhook"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/stdwebhook/stdwebhooktest"
 )
+
+var _ notify.Receiver = (*stdwebhook.Receiver)(nil)
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
 
@@ -166,6 +169,37 @@ func TestRetryKeepsIDAndSignsAfresh(t *testing.T) {
 	if v, e := notify.VerdictOf(err); v != notify.Refused || e.Code != "http_401" {
 		t.Errorf("skewed clock: %v", err)
 	}
+	if srv.Requests() != 4 || srv.Statuses(http.StatusUnauthorized) != 1 || srv.Statuses(http.StatusServiceUnavailable) != 1 {
+		t.Errorf("%d requests, %d answered 401, %d 503", srv.Requests(), srv.Statuses(401), srv.Statuses(503))
+	}
+}
+
+// TestTimestampFollowsTheClock runs on virtual time through the double's
+// Transport: each attempt is stamped with the clock at that attempt.
+func TestTimestampFollowsTheClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, err := stdwebhooktest.New(secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := newReceiver(t, stdwebhook.Config{URL: "https://hooks.example.com" + stdwebhooktest.DefaultPath}, stdwebhook.Options{HTTP: &http.Client{Transport: srv.Transport()}})
+		for i := range 2 {
+			msg, _ := r.Card(item())
+			if err := r.Notify(context.Background(), msg, fmt.Sprint("key-", i)); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(10 * time.Minute)
+		}
+		d := srv.Deliveries()
+		if len(d) != 2 || d[1].Timestamp.Sub(d[0].Timestamp) != 10*time.Minute {
+			t.Fatalf("deliveries %+v", d)
+		}
+		srv.Script(stdwebhooktest.Reply{Reset: true})
+		msg, _ := r.Card(item())
+		if v, _ := notify.VerdictOf(r.Notify(context.Background(), msg, key)); v != notify.Retry {
+			t.Errorf("reset through the transport: %v", v)
+		}
+	})
 }
 
 func TestNotifyOutcomes(t *testing.T) {
