@@ -23,7 +23,11 @@ import (
 
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dingtalk"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/email"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/feishu"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/route"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/stdwebhook"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/wecom"
 )
 
 // Env is the relay's environment. Every secret can also come from a file
@@ -58,6 +62,12 @@ type Env struct {
 
 	RedisURL     string `env:"RELAY_REDIS_URL"`
 	RedisURLFile string `env:"RELAY_REDIS_URL_FILE,file"`
+
+	SMTPURL     string `env:"RELAY_SMTP_URL"`
+	SMTPURLFile string `env:"RELAY_SMTP_URL_FILE,file"`
+	SMTPFrom    string `env:"RELAY_SMTP_FROM"`
+	// SMTP is RELAY_SMTP_URL parsed, with RELAY_SMTP_FROM.
+	SMTP email.SMTP `env:"-"`
 
 	PublicURL     string        `env:"RELAY_PUBLIC_URL"`
 	AuthToken     string        `env:"SENTRY_AUTH_TOKEN"`
@@ -101,6 +111,10 @@ type Config struct {
 // Receiver types.
 const (
 	TypeDingTalk = "dingtalk"
+	TypeWeCom    = "wecom"
+	TypeFeishu   = "feishu"
+	TypeWebhook  = "webhook"
+	TypeEmail    = "email"
 )
 
 // Receiver is a configured receiver: its name, type and the configuration
@@ -110,8 +124,13 @@ type Receiver struct {
 	// name otherwise.
 	Name string
 	Type string
-	// DingTalk is set for Type dingtalk.
+	// DingTalk is set for Type dingtalk; the other types' configuration
+	// (their package builds the receiver from it) in the field of the type.
 	DingTalk *dingtalk.Robot
+	WeCom    *wecom.Config
+	Feishu   *feishu.Config
+	Webhook  *stdwebhook.Config
+	Email    *email.Config
 	// Fallback names the receivers that also get this one's alerts when
 	// it cannot deliver them.
 	Fallback []string
@@ -126,7 +145,7 @@ func Load(environ []string) (*Config, error) {
 			vars[k] = v
 		}
 	}
-	for _, name := range []string{"DINGTALK_TOKENS", "DINGTALK_SECRETS", "SENTRY_CLIENT_SECRET", "RELAY_WEBHOOK_TOKEN", "RELAY_REDIS_URL", "SENTRY_AUTH_TOKEN", "RELAY_ACTION_KEY"} {
+	for _, name := range []string{"DINGTALK_TOKENS", "DINGTALK_SECRETS", "SENTRY_CLIENT_SECRET", "RELAY_WEBHOOK_TOKEN", "RELAY_REDIS_URL", "SENTRY_AUTH_TOKEN", "RELAY_ACTION_KEY", "RELAY_SMTP_URL"} {
 		if vars[name] != "" && vars[name+"_FILE"] != "" {
 			return nil, fmt.Errorf("%s and %s_FILE are both set: use one", name, name)
 		}
@@ -151,6 +170,7 @@ func (c *Config) validate() error {
 		{&c.RedisURL, &c.RedisURLFile},
 		{&c.AuthToken, &c.AuthTokenFile},
 		{&c.ActionKey, &c.ActionKeyFile},
+		{&c.SMTPURL, &c.SMTPURLFile},
 	} {
 		if *p.alt != "" {
 			*p.value = *p.alt
@@ -177,6 +197,14 @@ func (c *Config) validate() error {
 	}
 	if err := c.validActions(); err != nil {
 		return err
+	}
+	if c.SMTPURL != "" {
+		smtp, err := email.ParseSMTPURL(c.SMTPURL)
+		if err != nil {
+			return fmt.Errorf("RELAY_SMTP_URL: %w", err)
+		}
+		smtp.From = c.SMTPFrom
+		c.SMTP = smtp
 	}
 	switch {
 	case c.RatePerMinute < 1:

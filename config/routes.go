@@ -16,7 +16,11 @@ import (
 
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dingtalk"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/email"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/feishu"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/route"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/stdwebhook"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/wecom"
 )
 
 // routesFile is the YAML routes file (RELAY_ROUTES_FILE). Unknown keys are
@@ -47,6 +51,27 @@ type dingtalkEntry struct {
 	Keyword     string `yaml:"keyword"`
 	MsgType     string `yaml:"msgtype"`
 }
+
+// The other types' entries: the header, then the type package's own
+// configuration.
+type (
+	wecomEntry struct {
+		robotHeader  `yaml:",inline"`
+		wecom.Config `yaml:",inline"`
+	}
+	feishuEntry struct {
+		robotHeader   `yaml:",inline"`
+		feishu.Config `yaml:",inline"`
+	}
+	webhookEntry struct {
+		robotHeader       `yaml:",inline"`
+		stdwebhook.Config `yaml:",inline"`
+	}
+	emailEntry struct {
+		robotHeader  `yaml:",inline"`
+		email.Config `yaml:",inline"`
+	}
+)
 
 // nameRE is what robot and route names may contain: route names appear in
 // webhook URLs (/sentry/webhook/{route}).
@@ -225,8 +250,29 @@ func (c *Config) robot(name string, node *yaml.Node) (Receiver, error) {
 			return Receiver{}, err
 		}
 		return Receiver{Name: name, Type: TypeDingTalk, DingTalk: r, Fallback: h.Fallback}, nil
+	case TypeWeCom:
+		var e wecomEntry
+		err := decodeStrict(node, &e)
+		return Receiver{Name: name, Type: h.Type, WeCom: &e.Config, Fallback: h.Fallback}, err
+	case TypeFeishu:
+		var e feishuEntry
+		err := decodeStrict(node, &e)
+		return Receiver{Name: name, Type: h.Type, Feishu: &e.Config, Fallback: h.Fallback}, err
+	case TypeWebhook:
+		var e webhookEntry
+		err := decodeStrict(node, &e)
+		return Receiver{Name: name, Type: h.Type, Webhook: &e.Config, Fallback: h.Fallback}, err
+	case TypeEmail:
+		var e emailEntry
+		if err := decodeStrict(node, &e); err != nil {
+			return Receiver{}, err
+		}
+		if c.SMTPURL == "" {
+			return Receiver{}, errors.New("type email needs RELAY_SMTP_URL (smtp://user:pass@host:587 or smtps://…:465) and RELAY_SMTP_FROM")
+		}
+		return Receiver{Name: name, Type: h.Type, Email: &e.Config, Fallback: h.Fallback}, nil
 	}
-	return Receiver{}, fmt.Errorf("line %d: type %q: use dingtalk", node.Line, h.Type)
+	return Receiver{}, fmt.Errorf("line %d: type %q: use dingtalk, wecom, feishu, webhook or email", node.Line, h.Type)
 }
 
 func (e dingtalkEntry) robot(name, apiURL, keyword string) (*dingtalk.Robot, error) {

@@ -330,22 +330,16 @@ func (r *Relay) Serve(ctx context.Context, ln net.Listener) error {
 		r.log.Warn("admin socket unavailable; deadletters commands need the relay stopped", "err", err)
 	}
 
-	dctx, stopDispatch := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { r.dispatcher.Run(dctx) })
-	wg.Go(func() { r.sweep(dctx) })
-	wg.Go(func() { r.quiet.Run(dctx) })
-
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
-	if r.canary != nil {
-		// After the server listens: the first round trip starts at once,
-		// and its webhook must find the relay answering.
-		wg.Go(func() { r.canary.Run(dctx) })
-	}
 	if adm != nil {
 		go adm.Serve()
 	}
+	// After the server listens: the canary's first round trip starts at
+	// once, and its webhook must find the relay answering.
+	dctx, stopDispatch := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Deliver(dctx); close(done) }()
 	r.log.Info("relay listening", "addr", ln.Addr().String(), "receivers", r.receiverNames(), "data_dir", r.opts.DataDir)
 
 	var runErr error
@@ -373,8 +367,6 @@ func (r *Relay) Serve(ctx context.Context, ln net.Listener) error {
 		adm.Shutdown(sctx)
 	}
 	stopDispatch()
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-sctx.Done():
@@ -394,6 +386,21 @@ func (r *Relay) receiverNames() []string {
 		out[i] = rc.Name
 	}
 	return out
+}
+
+// Deliver runs the dispatcher, the dedupe sweep, the quiet watch and the
+// canary until ctx ends, and returns once their work in progress is done.
+// Serve runs it beside the HTTP server; alone it is the relay without HTTP,
+// for a test on virtual time that posts to Handler.
+func (r *Relay) Deliver(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Go(func() { r.dispatcher.Run(ctx) })
+	wg.Go(func() { r.sweep(ctx) })
+	wg.Go(func() { r.quiet.Run(ctx) })
+	if r.canary != nil {
+		wg.Go(func() { r.canary.Run(ctx) })
+	}
+	wg.Wait()
 }
 
 // sweep forgets expired dedupe keys now and then.

@@ -24,7 +24,7 @@ func showConfig(args, environ []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rt, err := newSetup(cfg, slog.New(slog.DiscardHandler), "", nil)
+	rt, err := newSetup(cfg, slog.New(slog.DiscardHandler), setupOptions{})
 	if err != nil {
 		return err
 	}
@@ -32,8 +32,15 @@ func showConfig(args, environ []string, stdout io.Writer) error {
 	if rt.dryRun() {
 		fmt.Fprintln(stdout, "  (none: dry run, every card is written to the log)")
 	}
-	for _, r := range cfg.Robots {
-		fmt.Fprintf(stdout, "  %-14s %s\n", r.Name, robotLine(cfg, r))
+	for i, r := range cfg.Robots {
+		line := robotLine(cfg, r)
+		if r.DingTalk == nil {
+			line = describeReceiver(rt.receivers[i])
+		}
+		if len(r.Fallback) > 0 {
+			line += ", fallback " + strings.Join(r.Fallback, ", ")
+		}
+		fmt.Fprintf(stdout, "  %-14s %s\n", r.Name, line)
 	}
 	fmt.Fprintln(stdout, "routes (in order; the first that matches takes the alert unless it says continue):")
 	for _, rt := range rt.routes {
@@ -67,9 +74,6 @@ func showConfig(args, environ []string, stdout io.Writer) error {
 
 func robotLine(cfg *config.Config, r config.Receiver) string {
 	d := r.DingTalk
-	if d == nil {
-		return r.Type
-	}
 	parts := []string{"dingtalk " + d.MaskedToken()}
 	if d.Secret != "" {
 		parts = append(parts, "signed")

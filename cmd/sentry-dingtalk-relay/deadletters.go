@@ -90,7 +90,7 @@ func openAdmin(cfg *config.Config) (deadLetterAdmin, func(), error) {
 	if c, err := admin.Dial(cfg.DataDir); err == nil {
 		return c, func() {}, nil
 	}
-	rt, err := newSetup(cfg, slog.New(slog.DiscardHandler), "", nil)
+	rt, err := newSetup(cfg, slog.New(slog.DiscardHandler), setupOptions{})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -37,7 +37,7 @@ func render(args, environ []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rt, err := newSetup(cfg, slog.New(slog.DiscardHandler), *tmpl, nil)
+	rt, err := newSetup(cfg, slog.New(slog.DiscardHandler), setupOptions{Template: *tmpl})
 	if err != nil {
 		return err
 	}

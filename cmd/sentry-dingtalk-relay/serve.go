@@ -37,7 +37,7 @@ func serve(ctx context.Context, args, environ []string, stderr io.Writer) error 
 	if cfg.LogFormat == "text" {
 		pretty = stderr
 	}
-	rt, err := newSetup(cfg, log, "", pretty)
+	rt, err := newSetup(cfg, log, setupOptions{DryRunOut: pretty})
 	if err != nil {
 		return err
 	}

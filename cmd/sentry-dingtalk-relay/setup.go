@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,9 +22,13 @@ import (
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/action"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dingtalk"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dispatch"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/email"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/feishu"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/queue"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/ratelimit"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/route"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/stdwebhook"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/wecom"
 )
 
 // setup is what every subcommand runs on, built once from the
@@ -39,12 +45,32 @@ type setup struct {
 	registry *prometheus.Registry
 	// actions serves the action pages, when cards carry action links.
 	actions *action.Service
+	// transport, when set, carries every receiver's requests.
+	transport http.RoundTripper
 }
 
-// newSetup builds the receiver table. The card template is cfg's, or
-// templateFile when it is not "". The dry run writes its cards to the log,
-// and also as they read to dryRunOut when it is not nil.
-func newSetup(cfg *config.Config, log *slog.Logger, templateFile string, dryRunOut io.Writer) (*setup, error) {
+// httpClient is the client of a receiver: its package's own (nil) unless
+// a transport was given.
+func (rt *setup) httpClient() *http.Client {
+	if rt.transport == nil {
+		return nil
+	}
+	return &http.Client{Transport: rt.transport, Timeout: 10 * time.Second}
+}
+
+// setupOptions are what a subcommand changes of the setup.
+type setupOptions struct {
+	// Template replaces RELAY_TEMPLATE_FILE when it is not "".
+	Template string
+	// DryRunOut, when set, also gets the dry run's cards as they read.
+	DryRunOut io.Writer
+	// Transport, when set, carries every receiver's requests (tests).
+	Transport http.RoundTripper
+}
+
+// newSetup builds the receiver table.
+func newSetup(cfg *config.Config, log *slog.Logger, o setupOptions) (*setup, error) {
+	templateFile := o.Template
 	if templateFile == "" {
 		templateFile = cfg.TemplateFile
 	}
@@ -52,7 +78,7 @@ func newSetup(cfg *config.Config, log *slog.Logger, templateFile string, dryRunO
 	if err != nil {
 		return nil, err
 	}
-	rt := &setup{cfg: cfg, log: log, base: base, routes: cfg.Routes, registry: prometheus.NewRegistry()}
+	rt := &setup{cfg: cfg, log: log, base: base, routes: cfg.Routes, registry: prometheus.NewRegistry(), transport: o.Transport}
 	if cfg.Actions() {
 		rt.actions, err = action.New(action.Config{
 			PublicURL: cfg.PublicURL, Key: []byte(cfg.ActionKey), TTL: cfg.ActionTTL, SentryURL: cfg.SentryURL,
@@ -63,18 +89,13 @@ func newSetup(cfg *config.Config, log *slog.Logger, templateFile string, dryRunO
 		}
 		base.Actions = action.Cards{Service: rt.actions}
 	}
-	client := &dingtalk.Client{HTTP: dingtalk.NewHTTPClient()}
+	client := &dingtalk.Client{HTTP: cmp.Or(rt.httpClient(), dingtalk.NewHTTPClient())}
 	for _, r := range cfg.Robots {
-		switch r.Type {
-		case config.TypeDingTalk:
-			rt.receivers = append(rt.receivers, dispatch.Receiver{
-				Name: r.Name, Type: r.Type, Key: queue.RobotKey(r.DingTalk.Token),
-				Rate:     ratelimit.Rate{PerMinute: cfg.RatePerMinute},
-				Receiver: dingtalk.NewReceiver(*r.DingTalk, base, client),
-			})
-		default:
-			return nil, fmt.Errorf("robot %s: type %q is not built in", r.Name, r.Type)
+		rc, err := rt.build(r, base, client)
+		if err != nil {
+			return nil, fmt.Errorf("%s: robot %q: %w", cfg.RoutesFile, r.Name, err)
 		}
+		rt.receivers = append(rt.receivers, rc)
 	}
 	keys := map[string]string{}
 	for _, r := range rt.receivers {
@@ -88,7 +109,7 @@ func newSetup(cfg *config.Config, log *slog.Logger, templateFile string, dryRunO
 	if len(rt.receivers) == 0 {
 		dry := base
 		dry.Keyword = cfg.Keyword
-		rt.receivers = []dispatch.Receiver{relay.DryRun(log, dry, dryRunOut)}
+		rt.receivers = []dispatch.Receiver{relay.DryRun(log, dry, o.DryRunOut)}
 		rt.routes = slices.Clone(cfg.Routes)
 		for i := range rt.routes {
 			if len(rt.routes[i].Robots) == 0 {
@@ -97,6 +118,47 @@ func newSetup(cfg *config.Config, log *slog.Logger, templateFile string, dryRunO
 		}
 	}
 	return rt, nil
+}
+
+// build builds the receiver of one configured robot: its package's
+// receiver, its queue key (derived from its secret identity, so queued
+// alerts follow it when it is renamed) and its rate.
+func (rt *setup) build(r config.Receiver, base formatter.Renderer, client *dingtalk.Client) (dispatch.Receiver, error) {
+	cfg := rt.cfg
+	out := dispatch.Receiver{Name: r.Name, Type: r.Type}
+	switch r.Type {
+	case config.TypeDingTalk:
+		out.Key, out.Rate = queue.RobotKey(r.DingTalk.Token), ratelimit.Rate{PerMinute: cfg.RatePerMinute}
+		out.Receiver = dingtalk.NewReceiver(*r.DingTalk, base, client)
+	case config.TypeWeCom:
+		w, err := wecom.New(*r.WeCom, wecom.Options{Name: r.Name, Language: cfg.Language, Zone: cfg.Zone, HTTP: rt.httpClient()})
+		if err != nil {
+			return out, err
+		}
+		out.Key, out.Rate, out.Receiver = queue.RobotKey(w.Identity()), ratelimit.Rate{PerMinute: wecom.DefaultRatePerMinute}, w
+	case config.TypeFeishu:
+		f, err := feishu.New(*r.Feishu, feishu.Options{Name: r.Name, Language: cfg.Language, Zone: cfg.Zone, HTTP: rt.httpClient()})
+		if err != nil {
+			return out, err
+		}
+		out.Key, out.Rate = queue.RobotKey(f.Identity()), ratelimit.Rate{PerMinute: feishu.DefaultRatePerMinute, PerSecond: feishu.PacePerSecond}
+		out.Receiver = f
+	case config.TypeWebhook:
+		h, err := stdwebhook.New(*r.Webhook, stdwebhook.Options{Name: r.Name, Language: cfg.Language, Zone: cfg.Zone, HTTP: rt.httpClient()})
+		if err != nil {
+			return out, err
+		}
+		out.Key, out.Rate, out.Receiver = queue.RobotKey(h.Identity()), ratelimit.Rate{PerMinute: h.RatePerMinute()}, h
+	case config.TypeEmail:
+		m, err := email.New(*r.Email, cfg.SMTP, email.Options{Name: r.Name, Language: cfg.Language, Zone: cfg.Zone})
+		if err != nil {
+			return out, err
+		}
+		out.Key, out.Rate, out.Receiver = queue.RobotKey(m.Identity()), ratelimit.Rate{PerMinute: email.DefaultRatePerMinute}, m
+	default:
+		return out, fmt.Errorf("type %q is not built in", r.Type)
+	}
+	return out, nil
 }
 
 // dryRun reports whether no receiver is configured.

@@ -6,11 +6,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/config"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dingtalk"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dispatch"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/email"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/feishu"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/notify"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/stdwebhook"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/wecom"
 )
 
 // testRobots sends a test card to every receiver and prints one line per
@@ -26,7 +33,7 @@ func testRobots(ctx context.Context, args, environ []string, stdout io.Writer) e
 	if len(cfg.Robots) == 0 {
 		return errors.New("no robots configured: set DINGTALK_TOKENS (and DINGTALK_SECRETS for robots that sign)")
 	}
-	rt, err := newSetup(cfg, slog.New(slog.DiscardHandler), "", nil)
+	rt, err := newSetup(cfg, slog.New(slog.DiscardHandler), setupOptions{})
 	if err != nil {
 		return err
 	}
@@ -38,7 +45,7 @@ func testRobots(ctx context.Context, args, environ []string, stdout io.Writer) e
 		if err == nil {
 			err = r.Notify(ctx, msg, fmt.Sprintf("test-%d-%d", now.UnixNano(), i))
 		}
-		who := fmt.Sprintf("%-12s %s", r.Name, describeReceiver(cfg, r.Name))
+		who := fmt.Sprintf("%-12s %s", r.Name, describeReceiver(r))
 		if err == nil {
 			fmt.Fprintf(stdout, "%s  ok\n", who)
 			continue
@@ -64,12 +71,20 @@ func testAlert(cfg *config.Config, receiver string, now time.Time) formatter.Ale
 		Message: l.TestText + " (" + receiver + ")", Time: now}
 }
 
-// describeReceiver is how a receiver is shown in one line: its masked
-// token or address.
-func describeReceiver(cfg *config.Config, name string) string {
-	r, _ := cfg.Receiver(name)
-	if r.DingTalk != nil {
-		return r.DingTalk.MaskedToken()
+// describeReceiver is how a receiver is shown in one line: its type and
+// its masked token, key or address.
+func describeReceiver(r dispatch.Receiver) string {
+	switch x := r.Receiver.(type) {
+	case *dingtalk.Receiver:
+		return x.Robot.MaskedToken()
+	case *wecom.Receiver:
+		return "wecom " + notify.Mask(x.Identity())
+	case *feishu.Receiver:
+		return "feishu " + notify.Mask(x.Identity())
+	case *stdwebhook.Receiver:
+		return "webhook " + x.Endpoint()
+	case *email.Receiver:
+		return "email " + strings.Join(x.Recipients(), ", ")
 	}
 	return r.Type
 }
