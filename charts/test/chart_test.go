@@ -887,6 +887,32 @@ func TestNotes(t *testing.T) {
 	}
 }
 
+// TestNotesNameTheImage: the notes say which image runs, so a pull failure
+// or a forgotten image.tag is visible at install time.
+func TestNotesNameTheImage(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		values map[string]any
+		image  string
+	}{
+		{"default", nil, "ghcr.io/sentry-dingtalk-relay/sentry-dingtalk-relay:0.1.0"},
+		{"own build", parseValues(t, `image: {repository: registry.example.com/ops/sentry-dingtalk-relay, tag: "1.2.3"}`),
+			"registry.example.com/ops/sentry-dingtalk-relay:1.2.3"},
+		{"digest", valuesFile(t, filepath.Join(chartDir, "ci", "full-values.yaml")),
+			"ghcr.io/sentry-dingtalk-relay/sentry-dingtalk-relay:0.1.0-rc.1@sha256:0000000000000000000000000000000000000000000000000000000000000000"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := render(t, tc.values)
+			if got := r.relay(t).Image; got != tc.image {
+				t.Errorf("container image = %s, want %s", got, tc.image)
+			}
+			if want := "Image: " + tc.image + " "; !strings.Contains(r.notes, want) {
+				t.Errorf("NOTES lack %q:\n%s", want, r.notes)
+			}
+		})
+	}
+}
+
 // TestMonitoringAndNetwork checks the ServiceMonitor, NetworkPolicy and Ingress of the full scenario.
 func TestMonitoringAndNetwork(t *testing.T) {
 	r := render(t, valuesFile(t, filepath.Join(chartDir, "ci", "full-values.yaml")))
