@@ -678,7 +678,7 @@ func loadsConfig(t *testing.T, env map[string]string) {
 	if err != nil {
 		t.Fatalf("the relay refuses the recipe's environment: %v", err)
 	}
-	if len(cfg.Robots) != 1 || cfg.Robots[0].Token != tok1 || cfg.Robots[0].Secret != sec1 || cfg.ClientSecret != "client-secret" {
+	if len(cfg.Robots) != 1 || cfg.Robots[0].DingTalk.Token != tok1 || cfg.Robots[0].DingTalk.Secret != sec1 || cfg.ClientSecret != "client-secret" {
 		t.Errorf("the recipe's files did not reach the relay: robots %d, client secret set %v", len(cfg.Robots), cfg.ClientSecret != "")
 	}
 }
