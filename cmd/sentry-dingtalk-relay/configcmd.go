@@ -33,9 +33,9 @@ func showConfig(args, environ []string, stdout io.Writer) error {
 		fmt.Fprintln(stdout, "  (none: dry run, every card is written to the log)")
 	}
 	for i, r := range cfg.Robots {
-		line := robotLine(cfg, r)
-		if r.DingTalk == nil {
-			line = describeReceiver(rt.receivers[i])
+		line := describeReceiver(rt.receivers[i])
+		if r.DingTalk != nil {
+			line = robotLine(cfg, r)
 		}
 		if len(r.Fallback) > 0 {
 			line += ", fallback " + strings.Join(r.Fallback, ", ")

@@ -353,7 +353,7 @@ func TestSelfReportingIsRateLimitedAndTagged(t *testing.T) {
 func TestConfigCommand(t *testing.T) {
 	dir := t.TempDir()
 	routes := filepath.Join(dir, "routes.yaml")
-	os.WriteFile(routes, []byte("robots:\n  ops: {token: "+tok2+", secret: SECopsopsopsops, keyword: Sentry}\nroutes:\n  - name: payments\n    match: {projects: [payments], levels: [error, fatal]}\n    robots: [ops]\n    mentions: {mobiles: ['13900000000']}\n"), 0o600)
+	os.WriteFile(routes, []byte("robots:\n  ops: {token: "+tok2+", secret: SECopsopsopsops, keyword: Sentry, fallback: [wx]}\n  wx: {type: wecom, key: wecom-key-0123-5aaa}\nroutes:\n  - name: payments\n    match: {projects: [payments], levels: [error, fatal]}\n    robots: [ops]\n    mentions: {mobiles: ['13900000000']}\n"), 0o600)
 	env := []string{"DINGTALK_TOKENS=" + tok1, "DINGTALK_AT_MOBILES=13800000000", "RELAY_ROUTES_FILE=" + routes}
 	code, out, errOut := runCmd(t, env, "config")
 	if code != 0 {
@@ -361,7 +361,8 @@ func TestConfigCommand(t *testing.T) {
 	}
 	for _, want := range []string{
 		"robot-1        dingtalk …" + tok1[len(tok1)-4:] + ", not signed",
-		"ops            dingtalk …" + tok2[len(tok2)-4:] + ", signed, keyword Sentry",
+		"ops            dingtalk …" + tok2[len(tok2)-4:] + ", signed, keyword Sentry, fallback wx",
+		"wx             wecom …5aaa",
 		"payments       project payments, level error|fatal -> ops, mentioning 13900000000",
 		// The robots of DINGTALK_TOKENS take what the routes file does not.
 		"default        every alert -> robot-1, mentioning 13800000000",
@@ -370,7 +371,7 @@ func TestConfigCommand(t *testing.T) {
 			t.Errorf("config output lacks %q:\n%s", want, out)
 		}
 	}
-	for _, secret := range []string{tok1, tok2, "SECopsopsopsops"} {
+	for _, secret := range []string{tok1, tok2, "SECopsopsopsops", "wecom-key-0123"} {
 		if strings.Contains(out, secret) {
 			t.Errorf("config output shows a secret:\n%s", out)
 		}
