@@ -327,30 +327,6 @@ func TestUnreadableRecordBecomesDeadLetter(t *testing.T) {
 	}
 }
 
-// Unreadable records buried by earlier versions carry no flag and no
-// alert: they are recognised, and replaying everything passes over them.
-func TestUnreadableDeadLetterOfAnEarlierVersion(t *testing.T) {
-	b := open(t, t.TempDir(), nil)
-	defer b.Close()
-	enqueue(t, b, submission(1, "a"))
-	pa, _ := b.Pending(ctx, "a", 10)
-	if err := b.Bury(ctx, "a", []string{pa[0].ID}, "expired"); err != nil {
-		t.Fatal(err)
-	}
-	old := `{"id":"7","delivery":{"id":"0000000000000009","alert_id":"","robot":"a"},"reason":"unreadable queue record: {garbage","buried":"2026-11-01T00:00:00Z"}`
-	if err := b.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketDead).Put(u64(7), []byte(old)) }); err != nil {
-		t.Fatal(err)
-	}
-	dls, err := b.DeadLetters(ctx)
-	if err != nil || len(dls) != 2 || dls[0].Unreadable || !dls[1].Unreadable {
-		t.Fatalf("dead letters %+v %v", dls, err)
-	}
-	replayed, err := b.Replay(ctx, nil, "")
-	if err != nil || len(replayed) != 1 || replayed[0].Delivery.Alert.Title != "alert 1" {
-		t.Errorf("replay of every dead letter: %+v %v; want the readable one", replayed, err)
-	}
-}
-
 // An alert that cannot be decoded leaves readable delivery records: they
 // become dead letters that name the alert and quote its bytes, and the
 // alert is deleted with its last reference, as a delivered one would be.

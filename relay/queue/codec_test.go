@@ -2,6 +2,7 @@ package queue
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -163,9 +164,23 @@ var updateFormats = flag.Bool("update-formats", false, "write testdata/format fo
 func TestStoredFormatsStillDecode(t *testing.T) {
 	alert, delivery := fullAlert(t), deliveryRecord{AlertID: "01-abc", Type: "actionCard", Note: "fallback", Accepted: time.Date(2026, 11, 22, 1, 2, 3, 4, time.UTC),
 		Mentions: formatter.Mentions{Mobiles: []string{"13800000000"}, UserIDs: []string{"manager1"}, All: true}}
+	sub := storedSubmission{AlertID: "01-abc", Dedupe: hashKey("event_alert:1:rule"), Expires: 1_800_000_000_000_000_000,
+		Targets: []Target{{Robot: "a", Mentions: delivery.Mentions, Type: "actionCard", Note: "fallback"}}, Accept: delivery.Accepted}
+	record, err := encodeRecord(sub, encodeAlert(alert))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := DeadLetter{ID: "7", Reason: "expired", Buried: delivery.Accepted, Delivery: Delivery{ID: "9", AlertID: "01-abc", Robot: "a",
+		Alert: alert, Mentions: delivery.Mentions, Type: "actionCard", Note: "fallback", Accepted: delivery.Accepted}}
+	deadJSON, err := json.Marshal(dead)
+	if err != nil {
+		t.Fatal(err)
+	}
 	files := map[string][]byte{
 		fmt.Sprintf("alert-%d.bin", alertFormatV1):       encodeAlert(alert),
 		fmt.Sprintf("delivery-%d.bin", deliveryFormatV1): encodeDeliveryRecord(delivery),
+		fmt.Sprintf("record-%d.bin", recordFormat):       record,
+		"deadletter-1.json":                              deadJSON,
 	}
 	if *updateFormats {
 		os.MkdirAll(filepath.Join("testdata", "format"), 0o755)
@@ -180,17 +195,29 @@ func TestStoredFormatsStillDecode(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v: the stored formats of every version must stay readable", err)
 		}
+		var got, want any
 		switch {
 		case strings.HasPrefix(name, "alert-"):
-			got, err := decodeAlert(b)
-			if err != nil || !reflect.DeepEqual(got, alert) {
-				t.Errorf("%s decodes to %+v, %v", name, got, err)
+			got, err = decodeAlert(b)
+			want = alert
+		case strings.HasPrefix(name, "delivery-"):
+			got, err = decodeDeliveryRecord(b)
+			want = delivery
+		case strings.HasPrefix(name, "record-"):
+			var st storedSubmission
+			var stored []byte
+			st, stored, err = decodeRecord(b)
+			var a formatter.Alert
+			if err == nil {
+				a, err = decodeAlert(stored)
 			}
+			got, want = []any{st, a}, []any{sub, alert}
 		default:
-			got, err := decodeDeliveryRecord(b)
-			if err != nil || !reflect.DeepEqual(got, delivery) {
-				t.Errorf("%s decodes to %+v, %v", name, got, err)
-			}
+			got, err = decodeDeadLetter([]byte("7"), b)
+			want = dead
+		}
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s decodes to %+v, %v", name, got, err)
 		}
 	}
 }

@@ -12,7 +12,7 @@ func TestJournalWithoutDirectIO(t *testing.T) {
 	defer func() { directIO = true }()
 	dir := t.TempDir()
 	b := open(t, dir, nil)
-	if b.journal.direct {
+	if b.journal.seg.direct {
 		t.Fatal("the journal opened its file with O_DIRECT")
 	}
 	enqueue(t, b, submission(1, "a"))
@@ -27,7 +27,7 @@ func TestJournalWithoutDirectIO(t *testing.T) {
 func TestJournalUsesDirectIO(t *testing.T) {
 	b := open(t, t.TempDir(), nil)
 	defer b.Close()
-	if !b.journal.direct {
+	if !b.journal.seg.direct {
 		t.Error("the journal on this disk is not written with O_DIRECT|O_DSYNC")
 	}
 }

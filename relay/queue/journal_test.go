@@ -2,10 +2,10 @@ package queue
 
 import (
 	"context"
-	"encoding/binary"
+	"errors"
 	"fmt"
-	"hash/crc32"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,7 +16,7 @@ import (
 // moving them: the state a crash right after the 202 leaves behind.
 func journalOnly(t *testing.T, dir string, seq uint64, subs ...Submission) []position {
 	t.Helper()
-	j, err := openJournal(dir, seq)
+	j, err := openSegment(dir, seq)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestReplayAfterCrash(t *testing.T) {
 	if dup := enqueue(t, b, submission(2, "a")); !dup {
 		t.Error("replayed submission's dedupe key forgotten")
 	}
-	if seqs, _ := journalFiles(dir); len(seqs) != 1 || seqs[0] != 8 {
+	if seqs, _ := segmentFiles(dir); len(seqs) != 1 || seqs[0] != 8 {
 		t.Errorf("journal files after replay: %v, want only the new one (8)", seqs)
 	}
 }
@@ -92,7 +92,7 @@ func TestReplaySkipsWhatWasMoved(t *testing.T) {
 func TestTornTailIsDropped(t *testing.T) {
 	dir := t.TempDir()
 	ends := journalOnly(t, dir, 1, submission(1, "a"), submission(2, "a"), submission(3, "a"))
-	path := journalPath(dir, 1)
+	path := segmentPath(dir, 1)
 	// Cut the last record in half: a write the crash interrupted (never
 	// acknowledged).
 	if err := os.Truncate(path, ends[1].Off+10); err != nil {
@@ -111,16 +111,16 @@ func TestTornTailIsDropped(t *testing.T) {
 func TestCorruptRecordStopsReplayOfItsFile(t *testing.T) {
 	dir := t.TempDir()
 	ends := journalOnly(t, dir, 1, submission(1, "a"), submission(2, "a"))
-	data, _ := os.ReadFile(journalPath(dir, 1))
+	data, _ := os.ReadFile(segmentPath(dir, 1))
 	data[ends[0].Off+frameHeader+2] ^= 0xff // flip a byte of record 2's payload
-	os.WriteFile(journalPath(dir, 1), data, 0o600)
-	recs, err := readJournal(dir, 1, 0)
+	os.WriteFile(segmentPath(dir, 1), data, 0o600)
+	recs, err := readSegment(dir, 1, 0)
 	if err != nil || len(recs) != 1 {
 		t.Fatalf("read %d records (%v), want the one before the corruption", len(recs), err)
 	}
 	// A length past the end or absurdly large is a torn tail too.
-	os.WriteFile(journalPath(dir, 3), []byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 1, 2}, 0o600)
-	if recs, _ := readJournal(dir, 3, 0); len(recs) != 0 {
+	os.WriteFile(segmentPath(dir, 3), []byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 1, 2}, 0o600)
+	if recs, _ := readSegment(dir, 3, 0); len(recs) != 0 {
 		t.Errorf("garbage gave %d records", len(recs))
 	}
 }
@@ -141,7 +141,7 @@ func TestJournalRotatesAndDropsMovedFiles(t *testing.T) {
 		}
 	}
 	b.Sync(ctx)
-	seqs, _ := journalFiles(dir)
+	seqs, _ := segmentFiles(dir)
 	if len(seqs) != 1 || seqs[0] < 2 {
 		t.Errorf("journal files %v: rotated files should be gone once moved", seqs)
 	}
@@ -157,7 +157,7 @@ func TestFailedJournalWriteRefusesAndRecovers(t *testing.T) {
 	// Break the journal file under the writer: the write fails, the
 	// webhook is refused (Sentry gets 503), and the next write goes to a
 	// new file.
-	b.journal.f.Close()
+	b.journal.seg.f.Close()
 	if _, err := b.Enqueue(ctx, submission(1, "a")); err == nil {
 		t.Fatal("enqueue succeeded on a broken journal")
 	}
@@ -174,7 +174,7 @@ func TestFailedJournalWriteRefusesAndRecovers(t *testing.T) {
 // sequence number.
 func TestRecycledJournalIgnoresItsOldFrames(t *testing.T) {
 	dir := t.TempDir()
-	j, err := openJournal(dir, 1)
+	j, err := openSegment(dir, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,11 +188,11 @@ func TestRecycledJournalIgnoresItsOldFrames(t *testing.T) {
 		}
 	}
 	j.close()
-	retireJournal(dir, 1)
+	retireSegment(dir, 1)
 	if spares := spareFiles(dir); len(spares) != 1 {
 		t.Fatalf("spares %v after retiring a moved file", spares)
 	}
-	j, err = openJournal(dir, 2)
+	j, err = openSegment(dir, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +203,7 @@ func TestRecycledJournalIgnoresItsOldFrames(t *testing.T) {
 	if _, err := j.append([][]byte{[]byte(`{"alert_id":"new"}`)}); err != nil {
 		t.Fatal(err)
 	}
-	recs, err := readJournal(dir, 2, 0)
+	recs, err := readSegment(dir, 2, 0)
 	if err != nil || len(recs) != 1 || string(recs[0].payload) != `{"alert_id":"new"}` {
 		t.Fatalf("recycled file replays %d records (%v); want only the new one", len(recs), err)
 	}
@@ -213,7 +213,7 @@ func TestRecycledJournalIgnoresItsOldFrames(t *testing.T) {
 // find the next record past the padding.
 func TestJournalGroupsArePaddedAndReadBack(t *testing.T) {
 	dir := t.TempDir()
-	j, err := openJournal(dir, 1)
+	j, err := openSegment(dir, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,35 +230,84 @@ func TestJournalGroupsArePaddedAndReadBack(t *testing.T) {
 		ends = append(ends, e...)
 	}
 	for i, from := range append([]position{{Seq: 1}}, ends...) {
-		recs, _ := readJournal(dir, 1, from.Off)
+		recs, _ := readSegment(dir, 1, from.Off)
 		if len(recs) != len(ends)-i {
 			t.Errorf("from %d: %d records, want %d", from.Off, len(recs), len(ends)-i)
 		}
 	}
 }
 
-// A journal file of the previous format (checksums of the payload alone,
-// no padding) left by a crash is still replayed after an upgrade.
-func TestReplaysLegacyJournalFile(t *testing.T) {
+// A record that is intact (its checksum holds) but cannot be decoded
+// becomes an unreadable dead letter; the records after it are replayed.
+func TestReplayKeepsGoingPastAnUndecodableRecord(t *testing.T) {
 	dir := t.TempDir()
-	b := open(t, dir, nil)
-	b.Close()
-	var data []byte
-	for _, sub := range []Submission{submission(1, "a"), submission(2, "a")} {
-		p, err := encodeRecord(storedSubmission{AlertID: sub.AlertID, Targets: sub.Targets, Accept: sub.Accepted}, encodeAlert(sub.Alert))
-		if err != nil {
-			t.Fatal(err)
-		}
-		data = binary.BigEndian.AppendUint32(data, uint32(len(p)))
-		data = binary.BigEndian.AppendUint32(data, crc32.Checksum(p, castagnoli))
-		data = append(data, p...)
-	}
-	if err := os.WriteFile(journalPath(dir, 3), data, 0o600); err != nil {
+	seg, err := openSegment(dir, 1)
+	if err != nil {
 		t.Fatal(err)
 	}
+	var payloads [][]byte
+	for i, sub := range []Submission{submission(1, "a"), {}, submission(3, "a")} {
+		p, _ := encodeRecord(storedSubmission{AlertID: sub.AlertID, Targets: sub.Targets, Accept: sub.Accepted}, encodeAlert(sub.Alert))
+		if i == 1 {
+			p = []byte("\x07a record of no known format")
+		}
+		payloads = append(payloads, p)
+	}
+	if _, err := seg.append(payloads); err != nil {
+		t.Fatal(err)
+	}
+	seg.close()
+
+	b := open(t, dir, nil)
+	defer b.Close()
+	if pa, _ := b.Pending(ctx, "a", 10); fmt.Sprint(titles(pa)) != "[alert 1 alert 3]" {
+		t.Fatalf("pending %v: the records around the undecodable one must be replayed", titles(pa))
+	}
+	dls, err := b.DeadLetters(ctx)
+	if err != nil || len(dls) != 1 || !dls[0].Unreadable || !strings.Contains(dls[0].Reason, "a record of no known format") {
+		t.Fatalf("dead letters %+v %v: want the undecodable record kept and quoted", dls, err)
+	}
+}
+
+// Check goes through the journal's writer: after a failed write it opens
+// the next segment, as the next webhook would.
+func TestCheckOpensTheNextSegment(t *testing.T) {
+	b := open(t, t.TempDir(), nil)
+	defer b.Close()
+	b.journal.seg.f.Close()
+	if _, err := b.Enqueue(ctx, submission(1, "a")); err == nil {
+		t.Fatal("enqueue succeeded on a broken journal")
+	}
+	if err := b.Check(ctx); err != nil {
+		t.Fatalf("check after a failed write: %v; want the next segment opened", err)
+	}
+	if seqs, _ := segmentFiles(b.dir); len(seqs) != 2 {
+		t.Errorf("segments %v: want the abandoned one and the one check opened", seqs)
+	}
+	enqueue(t, b, submission(1, "a"))
+}
+
+// When the mover cannot commit, webhooks are still taken (into the journal)
+// and Check says degraded.
+func TestCheckReportsAMoverThatCannotCommit(t *testing.T) {
+	dir := t.TempDir()
+	b := open(t, dir, nil)
+	enqueue(t, b, submission(1, "a"))
+	b.db.Close() // every commit fails from here on
+	if _, err := b.Enqueue(ctx, submission(2, "a")); err != nil {
+		t.Fatalf("enqueue with the mover failing: %v; the journal still takes it", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for b.journal.moveFailure() == nil && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if err := b.Check(ctx); !errors.Is(err, ErrDegraded) || !strings.Contains(err.Error(), "kept in the journal") {
+		t.Errorf("check: %v; want degraded", err)
+	}
+	b.journal.close()
 	b = open(t, dir, nil)
 	defer b.Close()
 	if pa, _ := b.Pending(ctx, "a", 10); fmt.Sprint(titles(pa)) != "[alert 1 alert 2]" {
-		t.Fatalf("pending %v: want both alerts of the legacy journal", titles(pa))
+		t.Errorf("pending after restart %v: the journal kept alert 2", titles(pa))
 	}
 }

@@ -81,6 +81,11 @@ func tooLarge(n int) error {
 	return fmt.Errorf("%w: %d bytes stored, at most %d", ErrTooLarge, n, MaxRecord)
 }
 
+// ErrDegraded means alerts are still taken, but not the usual way: Redis is
+// unreachable and they are spooled locally, or the journal keeps them
+// because they cannot be moved into bbolt.
+var ErrDegraded = errors.New("degraded")
+
 // ErrClosed is returned by a store that is shutting down.
 var ErrClosed = errors.New("queue: store closed")
 

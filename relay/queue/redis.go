@@ -87,9 +87,6 @@ var (
 
 func dedupeRedisKey(key string) string { return keyPrefix + "dd:" + hex.EncodeToString(hashKey(key)) }
 
-// ErrDegraded means Redis is unreachable but alerts are spooled locally.
-var ErrDegraded = errors.New("degraded")
-
 // OpenRedis connects to the Redis at url (redis:// or rediss://, password
 // and database in the URL) and opens the local spool.
 func OpenRedis(url string, opts RedisOptions) (*Redis, error) {

@@ -41,3 +41,13 @@ func preallocate(f *os.File, size int64) error {
 	}
 	return err
 }
+
+// freeBytes is the space on dir's file system an unprivileged process may
+// use.
+func freeBytes(dir string) (int64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return int64(st.Bavail) * st.Bsize, nil
+}

@@ -2,7 +2,10 @@
 
 package queue
 
-import "os"
+import (
+	"errors"
+	"os"
+)
 
 func fdatasync(f *os.File) error {
 	return f.Sync()
@@ -14,3 +17,5 @@ func openSynced(path string) (*os.File, bool, error) {
 }
 
 func preallocate(*os.File, int64) error { return nil }
+
+func freeBytes(string) (int64, error) { return 0, errors.ErrUnsupported }
