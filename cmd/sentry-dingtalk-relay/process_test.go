@@ -210,9 +210,37 @@ func legacyAlert(i int) []byte {
 	return b
 }
 
-// TestCrashRecovery: a relay with DingTalk down accepts alerts, is killed
-// with SIGKILL, and delivers every one of them after a restart with
-// DingTalk back.
+// oversizedAlert is an event alert of a few megabytes: an alert-rule
+// setting, a message and tags far beyond what a card shows.
+func oversizedAlert(t *testing.T, i int) []byte {
+	var p map[string]any
+	if err := json.Unmarshal(sentrytest.Fixture(t, "event_alert.triggered.json"), &p); err != nil {
+		t.Fatal(err)
+	}
+	data := p["data"].(map[string]any)
+	event := data["event"].(map[string]any)
+	event["event_id"] = fmt.Sprintf("%032d", i)
+	event["title"] = fmt.Sprintf("crash-%05d: boom", i)
+	event["message"] = strings.Repeat("m", 2<<20)
+	var tags [][]string
+	for k := range 500 {
+		tags = append(tags, []string{fmt.Sprint("tag", k), strings.Repeat("v", 2<<10)})
+	}
+	event["tags"] = tags
+	data["issue_alert"] = map[string]any{"id": 7, "title": "storm", "settings": []map[string]any{
+		{"name": strings.Repeat("n", 1<<20), "value": strings.Repeat("s", 4<<20)},
+	}}
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestCrashRecovery: a relay with DingTalk down accepts alerts (one of
+// them megabytes large), is killed with SIGKILL, and delivers every one of
+// them after a restart with DingTalk back: nothing answered 202 is past
+// what replay reads back.
 func TestCrashRecovery(t *testing.T) {
 	dir := t.TempDir()
 	down := freeAddr(t) // nothing listens there
@@ -220,7 +248,11 @@ func TestCrashRecovery(t *testing.T) {
 	p := startRelay(t, dir, append(env, "DINGTALK_API_URL=http://"+down+"/robot/send")...)
 	const n = 40
 	for i := range n {
-		if status, answer := p.post(t, "/sentry/webhook", legacyAlert(i), ""); status != 202 || answer["status"] != "queued" {
+		body, resource := legacyAlert(i), ""
+		if i == n/2 {
+			body, resource = oversizedAlert(t, i), "event_alert"
+		}
+		if status, answer := p.post(t, "/sentry/webhook", body, resource); status != 202 || answer["status"] != "queued" {
 			t.Fatalf("alert %d: %d %v", i, status, answer)
 		}
 	}
