@@ -3,69 +3,14 @@ package main
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dingtalk/dingtalktest"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/queue/redistest"
 )
-
-// redisServer is a real redis-server (Debian's package, installed by
-// scripts/ensure-redis.sh, which `make test` runs) on a loopback port.
-type redisServer struct {
-	t    *testing.T
-	addr string
-	dir  string
-	cmd  *exec.Cmd
-}
-
-func startRedis(t *testing.T) *redisServer {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Fatal("redis-server not found: run scripts/ensure-redis.sh (make test does)")
-	}
-	r := &redisServer{t: t, addr: freeAddr(t), dir: t.TempDir()}
-	r.start()
-	t.Cleanup(r.kill)
-	return r
-}
-
-func (r *redisServer) start() {
-	_, port, _ := net.SplitHostPort(r.addr)
-	// AOF with fsync on every write: a Redis killed mid-run keeps every
-	// acknowledged entry, as the README recommends for the relay.
-	r.cmd = exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--dir", r.dir,
-		"--save", "", "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no")
-	r.cmd.Stdout, r.cmd.Stderr = io.Discard, io.Discard
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if c, err := net.Dial("tcp", r.addr); err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			r.t.Fatal("redis-server did not start")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func (r *redisServer) kill() {
-	if r.cmd != nil && r.cmd.Process != nil {
-		r.cmd.Process.Signal(syscall.SIGKILL)
-		r.cmd.Wait()
-		r.cmd = nil
-	}
-}
-
-func (r *redisServer) url() string { return "redis://" + r.addr + "/0" }
 
 // TestRedisReplicas: two relay processes on one Redis share the budget and
 // the queue. A storm split between them is delivered with no 130101 and
@@ -73,11 +18,11 @@ func (r *redisServer) url() string { return "redis://" + r.addr + "/0" }
 // leaves the rest to the other; a Redis killed and restarted loses nothing
 // (alerts accepted meanwhile are spooled).
 func TestRedisReplicas(t *testing.T) {
-	rs := startRedis(t)
+	rs := redistest.Start(t)
 	dt := dingtalktest.New(dingtalktest.Robot{Token: tok1, Secret: sec1}, dingtalktest.Robot{Token: tok2})
 	ts := dt.Start(t)
 	env := []string{
-		"RELAY_REDIS_URL=" + rs.url(), "DINGTALK_API_URL=" + ts.URL + "/robot/send",
+		"RELAY_REDIS_URL=" + rs.URL(0), "DINGTALK_API_URL=" + ts.URL + "/robot/send",
 		"DINGTALK_TOKENS=" + tok1 + "\n" + tok2, "DINGTALK_SECRETS=" + sec1 + "\n-",
 	}
 	a := startRelay(t, t.TempDir(), env...)
@@ -107,7 +52,7 @@ func TestRedisReplicas(t *testing.T) {
 
 	// Redis dies: b keeps accepting (spooled) and says so; nothing is lost
 	// once Redis is back.
-	rs.kill()
+	rs.Kill()
 	for i := n; i < n+20; i++ {
 		if status, answer := b.post(t, "/sentry/webhook", legacyAlert(i), ""); status != 202 {
 			t.Fatalf("alert %d with Redis down: %d %v", i, status, answer)
@@ -123,7 +68,7 @@ func TestRedisReplicas(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.HasPrefix(string(body), "degraded") {
 		t.Errorf("readyz with Redis down: %d %q", resp.StatusCode, body)
 	}
-	rs.start()
+	rs.Restart()
 	waitDelivered(t, dt, n, n+20, time.Minute, b)
 
 	if c := dt.Replies(130101); c != 0 {

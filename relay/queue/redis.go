@@ -34,6 +34,7 @@ type Redis struct {
 	client   *redis.Client
 	consumer string
 	window   time.Duration
+	now      func() time.Time
 	notify   func(robot string)
 	log      *slog.Logger
 	spool    *Bolt
@@ -53,6 +54,10 @@ type Redis struct {
 type RedisOptions struct {
 	// DedupeWindow is how long a dedupe key is remembered.
 	DedupeWindow time.Duration
+	// Now is the clock of the times the store records (when a dead letter
+	// was buried, a replay's new age); nil means time.Now. Dedupe windows
+	// and claims run on Redis's clock.
+	Now func() time.Time
 	// SpoolDir holds the local spool used while Redis is unreachable.
 	SpoolDir string
 	// Notify is called with a robot once new deliveries for it can be read.
@@ -97,18 +102,21 @@ func OpenRedis(url string, opts RedisOptions) (*Redis, error) {
 	o.DialTimeout = 2 * time.Second
 	o.ReadTimeout = 2 * time.Second
 	o.WriteTimeout = 2 * time.Second
-	spool, err := OpenBolt(opts.SpoolDir, BoltOptions{DedupeWindow: opts.DedupeWindow, Log: opts.Log})
+	spool, err := OpenBolt(opts.SpoolDir, BoltOptions{DedupeWindow: opts.DedupeWindow, Now: opts.Now, Log: opts.Log})
 	if err != nil {
 		return nil, err
 	}
 	r := &Redis{
-		client: redis.NewClient(o), consumer: opts.Consumer, window: opts.DedupeWindow,
+		client: redis.NewClient(o), consumer: opts.Consumer, window: opts.DedupeWindow, now: opts.Now,
 		notify: opts.Notify, log: opts.Log, spool: spool, timeout: opts.Timeout,
 		groups: map[string]bool{}, held: map[string]bool{}, depth: map[string]int{},
 		stop: make(chan struct{}), stopped: make(chan struct{}),
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.now == nil {
+		r.now = time.Now
 	}
 	if r.timeout == 0 {
 		r.timeout = 2 * time.Second
@@ -477,7 +485,7 @@ return n
 func (r *Redis) Bury(ctx context.Context, robot string, ids []string, reason string) error {
 	ctx, cancel := r.ctx(ctx)
 	defer cancel()
-	args := []any{groupName, reason, time.Now().UTC().Format(time.RFC3339Nano)}
+	args := []any{groupName, reason, r.now().UTC().Format(time.RFC3339Nano)}
 	for _, id := range ids {
 		args = append(args, id)
 	}
@@ -523,7 +531,7 @@ func (r *Redis) Replay(ctx context.Context, ids []string, robot string) ([]DeadL
 	ctx, cancel := r.ctx(ctx)
 	defer cancel()
 	var replayed []DeadLetter
-	now := time.Now()
+	now := r.now()
 	for _, dl := range all {
 		selected, err := SelectForReplay(dl, ids)
 		if err != nil {
