@@ -1,7 +1,6 @@
 package formatter
 
 import (
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -357,84 +356,33 @@ func (r *Renderer) Digest(items []Item, plain bool) (msg Message, covered []int)
 // digest renders the chosen groups and reports whether it had to be cut.
 func (r *Renderer) digest(items []Item, groups []*Group, lines []markup, plain bool) (Message, []int, bool) {
 	l := r.labels()
-	var m Mentions
-	var covered []int
-	for _, g := range groups {
-		for _, i := range g.Items {
-			m = m.Union(items[i].Mentions)
-			covered = append(covered, i)
-		}
+	d := Digest(items, groups, r.Language, r.Zone)
+	line := map[*Group]markup{}
+	for i, g := range groups {
+		line[g] = lines[i]
 	}
-	slices.Sort(covered)
-	levels := map[string]int{}
-	projects := map[string]int{}
-	var first, last time.Time
-	worst := "resolved"
-	for _, i := range covered {
-		a := items[i].Alert
-		lv, _ := StyleOf(a)
-		levels[lv]++
-		projects[a.DisplayProject()]++
-		if severity(lv) > severity(worst) {
-			worst = lv
-		}
-		if first.IsZero() || a.Time.Before(first) {
-			first = a.Time
-		}
-		if a.Time.After(last) {
-			last = a.Time
-		}
-	}
-	order := make([]int, len(groups))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return groups[b].Newest.Time.Compare(groups[a].Newest.Time) })
-
 	var c card
-	var notes []string
-	for _, i := range covered {
-		if n := items[i].Note; n != "" && !slices.Contains(notes, n) && len(notes) < 3 {
-			notes = append(notes, n)
-		}
-	}
-	for _, n := range notes {
+	for _, n := range d.Notes {
 		c.put(r.note(n))
 	}
-	st := levelStyleOf(worst)
-	c.put("#### <font color=", markup(colorCode(st.Color)), ">", text(st.Emoji), "</font> ", text(l.DigestTitle(len(covered), len(groups))), "\n\n")
-	c.put("- **", text(l.Levels), ":** ", countsLine(levels, levelOrder(), true), "\n")
-	c.put("- **", text(l.Projects), ":** ", countsLine(projects, nil, false), "\n")
-	if !first.IsZero() {
-		c.put("- **", text(l.Time), ":** ", text(r.FormatTime(first)))
-		if last.Sub(first) >= time.Second {
-			layout := "15:04:05"
-			if y1, m1, d1 := first.In(r.zone()).Date(); !last.In(r.zone()).Before(time.Date(y1, m1, d1+1, 0, 0, 0, 0, r.zone())) {
-				layout = "2006-01-02 15:04:05"
-			}
-			c.put(" – ", text(last.In(r.zone()).Format(layout)))
-		}
-		c.put("\n")
+	_, st := StyleOf(d.Worst)
+	c.put("#### <font color=", markup(colorCode(st.Color)), ">", text(st.Emoji), "</font> ", text(d.Heading), "\n\n")
+	c.put("- **", text(l.Levels), ":** ", text(d.Levels), "\n")
+	c.put("- **", text(l.Projects), ":** ", text(d.Projects), "\n")
+	if d.Span != "" {
+		c.put("- **", text(l.Time), ":** ", text(d.Span), "\n")
 	}
 	c.put("\n")
-	for i, gi := range order {
-		c.put(text(strconv.Itoa(i+1)), ". ", lines[gi], "\n")
+	for i, g := range d.Order {
+		c.put(text(strconv.Itoa(i+1)), ". ", line[g], "\n")
 	}
-	if rest := len(items) - len(covered); rest > 0 {
+	if rest := len(items) - len(d.Covered); rest > 0 {
 		c.put("\n", text(l.MoreFollow(rest)), "\n")
-	}
-	title := l.DigestTitle(len(covered), len(groups))
-	if len(projects) == 1 {
-		for p := range projects {
-			if p != "" {
-				title = "[" + p + "] " + title
-			}
-		}
 	}
 	var review []Ref
 	if r.Actions != nil && !plain {
-		as := make([]Alert, len(covered))
-		for i, idx := range covered {
+		as := make([]Alert, len(d.Covered))
+		for i, idx := range d.Covered {
 			as[i] = items[idx].Alert
 		}
 		if ref, ok := r.Actions.Review(as); ok {
@@ -443,8 +391,8 @@ func (r *Renderer) digest(items []Item, groups []*Group, lines []markup, plain b
 	}
 	markdown := *r
 	markdown.Type = TypeMarkdown // a digest has many links, not one button target
-	msg, cut := markdown.finishCut(title, c.markup(), "", m, review)
-	return msg, covered, cut
+	msg, cut := markdown.finishCut(d.Title, c.markup(), "", d.Mentions, review)
+	return msg, d.Covered, cut
 }
 
 // digestLine is one issue of a digest. The "×N" count is part of the
@@ -498,10 +446,6 @@ func GroupItems(items []Item) []*Group {
 	return groups
 }
 
-func levelOrder() []string {
-	return []string{"fatal", "critical", "error", "warning", "info", "debug", "resolved"}
-}
-
 func severity(level string) int {
 	switch level {
 	case "fatal", "critical":
@@ -516,41 +460,4 @@ func severity(level string) int {
 		return 1
 	}
 	return 0
-}
-
-// countsLine renders "a 3 · b 2", in the given order or by count.
-func countsLine(counts map[string]int, order []string, emoji bool) markup {
-	keys := order
-	if keys == nil {
-		for k := range counts {
-			keys = append(keys, k)
-		}
-		slices.SortFunc(keys, func(a, b string) int {
-			if counts[a] != counts[b] {
-				return counts[b] - counts[a]
-			}
-			return strings.Compare(a, b)
-		})
-	}
-	var parts []markup
-	for _, k := range keys {
-		n, ok := counts[k]
-		if !ok {
-			continue
-		}
-		name := k
-		if name == "" {
-			name = "-"
-		}
-		name = Shorten(name, 40)
-		if emoji {
-			name = levelStyleOf(k).Emoji + " " + name
-		}
-		parts = append(parts, text(name+" "+strconv.Itoa(n)))
-		if len(parts) == 8 && len(keys) > 8 {
-			parts = append(parts, text("… +"+strconv.Itoa(len(keys)-8)))
-			break
-		}
-	}
-	return joinMarkup(parts, " · ")
 }

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 	"unicode"
 
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
@@ -223,70 +222,32 @@ func (r *Receiver) row(g *formatter.Group, plain bool) row {
 
 func (r *Receiver) digest(items []formatter.Item, groups []*formatter.Group, rows []row) (*Message, []int) {
 	l := formatter.LabelsFor(r.lang)
-	var covered []int
-	for _, g := range groups {
-		covered = append(covered, g.Items...)
-	}
-	slices.Sort(covered)
-	levels, projects := map[string]int{}, map[string]int{}
-	var first, last time.Time
-	worst := "resolved"
+	f := formatter.Digest(items, groups, r.lang, r.zone)
 	var notes []string
-	for _, i := range covered {
-		a := items[i].Alert
-		lv, _ := formatter.StyleOf(a)
-		levels[lv]++
-		projects[a.DisplayProject()]++
-		if severity(lv) > severity(worst) {
-			worst = lv
-		}
-		if first.IsZero() || a.Time.Before(first) {
-			first = a.Time
-		}
-		if a.Time.After(last) {
-			last = a.Time
-		}
-		if note := line(items[i].Note, fieldRunes); note != "" && !slices.Contains(notes, note) {
-			notes = append(notes, note)
-		}
+	for _, n := range f.Notes {
+		notes = append(notes, line(n, fieldRunes))
 	}
-	order := make([]int, len(groups))
-	for i := range order {
-		order[i] = i
+	_, st := formatter.StyleOf(f.Worst)
+	d := digest{Lang: langTag(r.lang), Color: st.Color, Emoji: st.Emoji, Title: f.Heading, Notes: notes}
+	d.Facts = append(d.Facts, formatter.Fact{Label: l.Levels, Value: f.Levels}, formatter.Fact{Label: l.Projects, Value: f.Projects})
+	if f.Span != "" {
+		d.Facts = append(d.Facts, formatter.Fact{Label: l.Time, Value: f.Span})
 	}
-	slices.SortStableFunc(order, func(a, b int) int { return groups[b].Newest.Time.Compare(groups[a].Newest.Time) })
-	st := styleOf(worst)
-	d := digest{Lang: langTag(r.lang), Color: st.Color, Emoji: st.Emoji, Title: l.DigestTitle(len(covered), len(groups)), Notes: notes}
-	d.Facts = append(d.Facts, formatter.Fact{Label: l.Levels, Value: counts(levels, levelOrder, true)})
-	d.Facts = append(d.Facts, formatter.Fact{Label: l.Projects, Value: counts(projects, nil, false)})
-	if !first.IsZero() {
-		span := formatter.FormatTime(first, r.zone)
-		if last.Sub(first) >= time.Second {
-			layout := "15:04:05"
-			if y, m, day := first.In(r.zone).Date(); !last.In(r.zone).Before(time.Date(y, m, day+1, 0, 0, 0, 0, r.zone)) {
-				layout = "2006-01-02 15:04:05"
-			}
-			span += " – " + last.In(r.zone).Format(layout)
-		}
-		d.Facts = append(d.Facts, formatter.Fact{Label: l.Time, Value: span})
+	rowOf := map[*formatter.Group]row{}
+	for i, g := range groups {
+		rowOf[g] = rows[i]
 	}
-	for _, i := range order {
-		d.Rows = append(d.Rows, rows[i])
+	for _, g := range f.Order {
+		d.Rows = append(d.Rows, rowOf[g])
 	}
-	if rest := len(items) - len(covered); rest > 0 {
+	if rest := len(items) - len(f.Covered); rest > 0 {
 		d.More = l.MoreFollow(rest)
-	}
-	subj := d.Title
-	if len(projects) == 1 {
-		if p := line(items[covered[0]].Alert.DisplayProject(), 40); p != "" {
-			subj = "[" + p + "] " + subj
-		}
 	}
 	var html bytes.Buffer
 	if err := templates.ExecuteTemplate(&html, "digest", d); err != nil {
 		panic("email: digest template: " + err.Error())
 	}
-	return &Message{Subject: subj, HTML: html.String(), Text: digestText(d)}, covered
+	return &Message{Subject: f.Title, HTML: html.String(), Text: digestText(d)}, f.Covered
 }
 
 func digestText(d digest) string {
@@ -318,55 +279,10 @@ func digestText(d digest) string {
 	return b.String()
 }
 
-var levelOrder = []string{"fatal", "critical", "error", "warning", "info", "debug", "resolved"}
-
-func severity(level string) int {
-	if i := slices.Index(levelOrder[:6], level); i >= 0 {
-		return 6 - i
-	}
-	return 0
-}
-
 // styleOf is the look of a level, as formatter.StyleOf gives it.
 func styleOf(level string) formatter.LevelStyle {
 	_, st := formatter.StyleOf(formatter.Alert{Level: level})
 	return st
-}
-
-// counts renders "a 3 · b 2", in the given order or by count, at most 8.
-func counts(m map[string]int, order []string, emoji bool) string {
-	keys := order
-	if keys == nil {
-		for k := range m {
-			keys = append(keys, k)
-		}
-		slices.SortFunc(keys, func(a, b string) int {
-			if m[a] != m[b] {
-				return m[b] - m[a]
-			}
-			return strings.Compare(a, b)
-		})
-	}
-	var parts []string
-	for _, k := range keys {
-		n, ok := m[k]
-		if !ok {
-			continue
-		}
-		if len(parts) == 8 {
-			parts = append(parts, "… +"+strconv.Itoa(len(m)-8))
-			break
-		}
-		name := line(k, 40)
-		if name == "" {
-			name = "-"
-		}
-		if emoji {
-			name = styleOf(k).Emoji + " " + name
-		}
-		parts = append(parts, name+" "+strconv.Itoa(n))
-	}
-	return strings.Join(parts, " · ")
 }
 
 func subject(a formatter.Alert) string {

@@ -296,65 +296,33 @@ func (r *Receiver) Digest(items []formatter.Item, plain bool) (notify.Message, [
 
 func (r *Receiver) digest(items []formatter.Item, groups []*formatter.Group, plain bool) (*Message, []int) {
 	l := formatter.LabelsFor(r.language)
-	var covered []int
-	var m formatter.Mentions
-	for _, g := range groups {
-		covered = append(covered, g.Items...)
-		for _, i := range g.Items {
-			m = m.Union(items[i].Mentions)
-		}
-	}
-	slices.Sort(covered)
-	levels, projects := map[string]int{}, map[string]int{}
-	var first, last time.Time
-	worst := formatter.Alert{Action: "resolved"}
-	for _, i := range covered {
-		a := items[i].Alert
-		lv, _ := formatter.StyleOf(a)
-		levels[lv]++
-		projects[a.DisplayProject()]++
-		if severity(a) > severity(worst) {
-			worst = a
-		}
-		if first.IsZero() || a.Time.Before(first) {
-			first = a.Time
-		}
-		if a.Time.After(last) {
-			last = a.Time
-		}
-	}
+	d := formatter.Digest(items, groups, r.language, r.zone)
 	summary := []larkMD{
-		"**" + escapeMD(l.Levels, false) + ":** " + escapeMD(countsLine(levels, levelOrder, true), false),
-		"**" + escapeMD(l.Projects, false) + ":** " + escapeMD(countsLine(projects, nil, false), false),
+		"**" + escapeMD(l.Levels, false) + ":** " + escapeMD(d.Levels, false),
+		"**" + escapeMD(l.Projects, false) + ":** " + escapeMD(d.Projects, false),
 	}
-	if !first.IsZero() {
-		summary = append(summary, "**"+escapeMD(l.Time, false)+":** "+escapeMD(r.span(first, last), false))
+	if d.Span != "" {
+		summary = append(summary, "**"+escapeMD(l.Time, false)+":** "+escapeMD(d.Span, false))
 	}
-	order := slices.Clone(groups)
-	slices.SortStableFunc(order, func(a, b *formatter.Group) int { return b.Newest.Time.Compare(a.Newest.Time) })
-	lines := make([]larkMD, len(order))
-	for i, g := range order {
+	lines := make([]larkMD, len(d.Order))
+	for i, g := range d.Order {
 		lines[i] = escapeMD(strconv.Itoa(i+1)+". ", false) + r.digestLine(g, plain)
 	}
-	elements := []element{div(joinMD(summary)), div(joinMD(lines))}
-	if rest := len(items) - len(covered); rest > 0 {
+	var elements []element
+	for _, n := range d.Notes {
+		elements = append(elements, div("↪ "+escapeMD(formatter.Shorten(n, noteRunes), false)))
+	}
+	elements = append(elements, div(joinMD(summary)), div(joinMD(lines)))
+	if rest := len(items) - len(d.Covered); rest > 0 {
 		elements = append(elements, div(escapeMD(l.MoreFollow(rest), false)))
 	}
-	if md := mentions(m); md != "" {
+	if md := mentions(d.Mentions); md != "" {
 		elements = append(elements, div(md))
 	}
-	title := l.DigestTitle(len(covered), len(groups))
-	if len(projects) == 1 {
-		for p := range projects {
-			if p != "" {
-				title = "[" + formatter.Shorten(p, 40) + "] " + title
-			}
-		}
-	}
-	title = r.headerTitle(title)
+	title := r.headerTitle(d.Title)
 	c := card{Config: cardConfig{WideScreenMode: true, EnableForward: true},
-		Header: header{Template: template(worst), Title: text{Tag: "plain_text", Content: title}}, Elements: elements}
-	return &Message{card: c, title: title}, covered
+		Header: header{Template: template(d.Worst), Title: text{Tag: "plain_text", Content: title}}, Elements: elements}
+	return &Message{card: c, title: title}, d.Covered
 }
 
 func joinMD(lines []larkMD) larkMD {
@@ -397,49 +365,9 @@ func (r *Receiver) location() *time.Location {
 	return time.UTC
 }
 
-// span shows the time from first to last: the end without its date when
-// both fall on one day.
-func (r *Receiver) span(first, last time.Time) string {
-	out := formatter.FormatTime(first, r.zone)
-	if last.Sub(first) < time.Second {
-		return out
-	}
-	zone := r.location()
-	layout := "15:04:05"
-	if y, m, d := first.In(zone).Date(); !last.In(zone).Before(time.Date(y, m, d+1, 0, 0, 0, 0, zone)) {
-		layout = "2006-01-02 15:04:05"
-	}
-	return out + " – " + last.In(zone).Format(layout)
-}
-
-var levelOrder = []string{"fatal", "critical", "error", "warning", "info", "debug", "resolved"}
-
-// severity orders alerts for a digest's colour: how bad the worst of them
-// looks. Regressions count as errors whatever the level.
-func severity(a formatter.Alert) int {
-	lv, _ := formatter.StyleOf(a)
-	n := 4 // a level Sentry made up looks like an error
-	switch lv {
-	case "fatal", "critical":
-		n = 5
-	case "warning":
-		n = 3
-	case "info":
-		n = 2
-	case "debug":
-		n = 1
-	case "resolved":
-		n = 0
-	}
-	if a.Worsened() {
-		n = max(n, 4)
-	}
-	return n
-}
-
 // template is the header colour of an alert's card.
 func template(a formatter.Alert) string {
-	switch severity(a) {
+	switch formatter.Severity(a) {
 	case 3:
 		return "orange"
 	case 2:
@@ -450,44 +378,6 @@ func template(a formatter.Alert) string {
 		return "green"
 	}
 	return "red"
-}
-
-// countsLine is "a 3 · b 2", in the given order or by count, at most 8.
-func countsLine(counts map[string]int, order []string, emoji bool) string {
-	keys := order
-	if keys == nil {
-		for k := range counts {
-			keys = append(keys, k)
-		}
-		slices.SortFunc(keys, func(a, b string) int {
-			if counts[a] != counts[b] {
-				return counts[b] - counts[a]
-			}
-			return strings.Compare(a, b)
-		})
-	}
-	var parts []string
-	for _, k := range keys {
-		n, ok := counts[k]
-		if !ok {
-			continue
-		}
-		name := k
-		if name == "" {
-			name = "-"
-		}
-		name = formatter.Shorten(name, 40)
-		if emoji {
-			_, st := formatter.StyleOf(formatter.Alert{Level: k})
-			name = st.Emoji + " " + name
-		}
-		parts = append(parts, name+" "+strconv.Itoa(n))
-		if len(parts) == 8 && len(keys) > 8 {
-			parts = append(parts, "… +"+strconv.Itoa(len(keys)-8))
-			break
-		}
-	}
-	return strings.Join(parts, " · ")
 }
 
 // linkable is u fit to be a link target, or "".

@@ -174,62 +174,29 @@ func (r *Receiver) Digest(items []formatter.Item, plain bool) (notify.Message, [
 
 func (r *Receiver) digest(items []formatter.Item, groups []*formatter.Group, st style, plain bool) (*Message, []int, bool) {
 	l := formatter.LabelsFor(r.language)
-	var covered []int
-	var m formatter.Mentions
-	for _, g := range groups {
-		covered = append(covered, g.Items...)
-		for _, i := range g.Items {
-			m = m.Union(items[i].Mentions)
-		}
+	d := formatter.Digest(items, groups, r.language, r.zone)
+	_, worst := formatter.StyleOf(d.Worst)
+	var must []markup
+	for _, n := range d.Notes {
+		must = append(must, st.note(formatter.Shorten(n, noteRunes)))
 	}
-	slices.Sort(covered)
-	levels, projects := map[string]int{}, map[string]int{}
-	var first, last time.Time
-	worst := formatter.Alert{Action: "resolved"}
-	for _, i := range covered {
-		a := items[i].Alert
-		lv, _ := formatter.StyleOf(a)
-		levels[lv]++
-		projects[a.DisplayProject()]++
-		if severity(a) > severity(worst) {
-			worst = a
-		}
-		if first.IsZero() || a.Time.Before(first) {
-			first = a.Time
-		}
-		if a.Time.After(last) {
-			last = a.Time
-		}
-	}
-	_, worstStyle := formatter.StyleOf(worst)
-	heading := l.DigestTitle(len(covered), len(groups))
-	must := []markup{
-		st.header(colourWord(worst), worstStyle.Emoji, heading),
-		st.label(l.Levels) + st.text(countsLine(levels, levelOrder, true)),
-		st.label(l.Projects) + st.text(countsLine(projects, nil, false)),
-	}
-	if !first.IsZero() {
-		must = append(must, st.label(l.Time)+st.text(r.span(first, last)))
+	must = append(must,
+		st.header(colourWord(d.Worst), worst.Emoji, d.Heading),
+		st.label(l.Levels)+st.text(d.Levels),
+		st.label(l.Projects)+st.text(d.Projects),
+	)
+	if d.Span != "" {
+		must = append(must, st.label(l.Time)+st.text(d.Span))
 	}
 	must = append(must, "")
-	order := slices.Clone(groups)
-	slices.SortStableFunc(order, func(a, b *formatter.Group) int { return b.Newest.Time.Compare(a.Newest.Time) })
-	for i, g := range order {
+	for i, g := range d.Order {
 		must = append(must, st.text(strconv.Itoa(i+1)+". ")+r.digestLine(g, st, plain))
 	}
-	if rest := len(items) - len(covered); rest > 0 {
+	if rest := len(items) - len(d.Covered); rest > 0 {
 		must = append(must, "", st.text(l.MoreFollow(rest)))
 	}
-	content, cut := compose(must, nil, st.tail("", "", m), st.limit())
-	title := heading
-	if len(projects) == 1 {
-		for p := range projects {
-			if p != "" {
-				title = "[" + formatter.PlainLine(p) + "] " + title
-			}
-		}
-	}
-	return st.message(content, m, title), covered, cut
+	content, cut := compose(must, nil, st.tail("", "", d.Mentions), st.limit())
+	return st.message(content, d.Mentions, d.Title), d.Covered, cut
 }
 
 // digestLine is one issue of a digest. Its "×N" says how many alerts of
@@ -262,84 +229,6 @@ func (r *Receiver) location() *time.Location {
 		return r.zone
 	}
 	return time.UTC
-}
-
-// span shows the time from first to last: the end without its date when
-// both fall on one day.
-func (r *Receiver) span(first, last time.Time) string {
-	out := formatter.FormatTime(first, r.zone)
-	if last.Sub(first) < time.Second {
-		return out
-	}
-	zone := r.location()
-	layout := "15:04:05"
-	if y, m, d := first.In(zone).Date(); !last.In(zone).Before(time.Date(y, m, d+1, 0, 0, 0, 0, zone)) {
-		layout = "2006-01-02 15:04:05"
-	}
-	return out + " – " + last.In(zone).Format(layout)
-}
-
-var levelOrder = []string{"fatal", "critical", "error", "warning", "info", "debug", "resolved"}
-
-// severity orders alerts for a digest's colour: how bad the worst of them
-// looks. Regressions count as errors whatever the issue's level.
-func severity(a formatter.Alert) int {
-	lv, _ := formatter.StyleOf(a)
-	n := 4 // a level Sentry made up looks like an error
-	switch lv {
-	case "fatal", "critical":
-		n = 5
-	case "warning":
-		n = 3
-	case "info":
-		n = 2
-	case "debug":
-		n = 1
-	case "resolved":
-		n = 0
-	}
-	if a.Worsened() {
-		n = max(n, 4)
-	}
-	return n
-}
-
-// countsLine is "a 3 · b 2", in the given order or by count, at most 8.
-func countsLine(counts map[string]int, order []string, emoji bool) string {
-	keys := order
-	if keys == nil {
-		for k := range counts {
-			keys = append(keys, k)
-		}
-		slices.SortFunc(keys, func(a, b string) int {
-			if counts[a] != counts[b] {
-				return counts[b] - counts[a]
-			}
-			return strings.Compare(a, b)
-		})
-	}
-	var parts []string
-	for _, k := range keys {
-		n, ok := counts[k]
-		if !ok {
-			continue
-		}
-		name := k
-		if name == "" {
-			name = "-"
-		}
-		name = formatter.Shorten(name, 40)
-		if emoji {
-			_, st := formatter.StyleOf(formatter.Alert{Level: k})
-			name = st.Emoji + " " + name
-		}
-		parts = append(parts, name+" "+strconv.Itoa(n))
-		if len(parts) == 8 && len(keys) > 8 {
-			parts = append(parts, "… +"+strconv.Itoa(len(keys)-8))
-			break
-		}
-	}
-	return strings.Join(parts, " · ")
 }
 
 // WeCom's three colour words for <font color>.
