@@ -20,6 +20,7 @@ import (
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dingtalk"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dingtalk/dingtalktest"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dispatch"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/notify"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/queue"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/ratelimit"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/route"
@@ -65,7 +66,7 @@ func receivers(robots []dingtalk.Robot, log *slog.Logger) []dispatch.Receiver {
 	if len(robots) == 0 {
 		return []dispatch.Receiver{relay.DryRun(log, base, nil)}
 	}
-	client := &dingtalk.Client{HTTP: dingtalk.NewHTTPClient()}
+	client := &dingtalk.Client{HTTP: notify.NewHTTPClient()}
 	var out []dispatch.Receiver
 	for _, r := range robots {
 		if r.Keyword == "" {

@@ -24,6 +24,7 @@ import (
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dispatch"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/email"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/feishu"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/notify"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/queue"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/ratelimit"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/route"
@@ -89,7 +90,7 @@ func newSetup(cfg *config.Config, log *slog.Logger, o setupOptions) (*setup, err
 		}
 		base.Actions = action.Cards{Service: rt.actions}
 	}
-	client := &dingtalk.Client{HTTP: cmp.Or(rt.httpClient(), dingtalk.NewHTTPClient())}
+	client := &dingtalk.Client{HTTP: cmp.Or(rt.httpClient(), notify.NewHTTPClient())}
 	for _, r := range cfg.Robots {
 		rc, err := rt.build(r, base, client)
 		if err != nil {

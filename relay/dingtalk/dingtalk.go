@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -69,29 +68,10 @@ func Sign(secret string, timestampMillis int64) string {
 
 // Client sends messages to DingTalk robots.
 type Client struct {
-	// HTTP is the client used; NewHTTPClient makes a suitable one.
+	// HTTP is the client used; notify.NewHTTPClient makes a suitable one.
 	HTTP *http.Client
 	// Now is the clock used for signatures; nil means time.Now.
 	Now func() time.Time
-}
-
-// NewHTTPClient returns a keep-alive client with a 5 s connect timeout and a
-// 10 s overall timeout that honours HTTPS_PROXY and NO_PROXY. It does not
-// follow redirects, which would carry the access token to another host.
-func NewHTTPClient() *http.Client {
-	return &http.Client{
-		Timeout: 10 * time.Second,
-		Transport: &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			TLSHandshakeTimeout:   5 * time.Second,
-			ResponseHeaderTimeout: 10 * time.Second,
-			MaxIdleConnsPerHost:   4,
-			IdleConnTimeout:       90 * time.Second,
-			ForceAttemptHTTP2:     true,
-		},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
 }
 
 // maxReply bounds how much of DingTalk's answer is read.

@@ -42,7 +42,7 @@ func card(keyword string) formatter.Message {
 func setup(t *testing.T, robots ...dingtalktest.Robot) (*dingtalktest.Server, *dingtalk.Client, string) {
 	srv := dingtalktest.New(robots...)
 	ts := srv.Start(t)
-	return srv, &dingtalk.Client{HTTP: dingtalk.NewHTTPClient()}, ts.URL + "/robot/send"
+	return srv, &dingtalk.Client{HTTP: notify.NewHTTPClient()}, ts.URL + "/robot/send"
 }
 
 func TestNotifyOutcomes(t *testing.T) {
@@ -207,7 +207,7 @@ func TestUnreadableReplies(t *testing.T) {
 			w.WriteHeader(c.status)
 			w.Write([]byte(c.body))
 		}))
-		client := &dingtalk.Client{HTTP: dingtalk.NewHTTPClient()}
+		client := &dingtalk.Client{HTTP: notify.NewHTTPClient()}
 		robot := dingtalk.Robot{Name: "robot-1", Token: token, URL: ts.URL}
 		err := client.Send(context.Background(), robot, card("").JSON())
 		ts.Close()
@@ -223,7 +223,7 @@ func TestUnreadableReplies(t *testing.T) {
 }
 
 func TestNetworkErrorsNeverLeakToken(t *testing.T) {
-	client := &dingtalk.Client{HTTP: dingtalk.NewHTTPClient()}
+	client := &dingtalk.Client{HTTP: notify.NewHTTPClient()}
 	// A closed port: connection refused, with the URL in net/http's error.
 	ts := httptest.NewServer(http.NotFoundHandler())
 	addr := ts.URL
@@ -252,7 +252,7 @@ func TestNoRedirects(t *testing.T) {
 	defer other.Close()
 	ts := httptest.NewServer(http.RedirectHandler(other.URL+"/steal", http.StatusTemporaryRedirect))
 	defer ts.Close()
-	client := &dingtalk.Client{HTTP: dingtalk.NewHTTPClient()}
+	client := &dingtalk.Client{HTTP: notify.NewHTTPClient()}
 	err := client.Send(context.Background(), dingtalk.Robot{Name: "r", Token: token, URL: ts.URL}, card("").JSON())
 	if err == nil || leaked {
 		t.Errorf("redirect followed (err %v, token leaked %v)", err, leaked)

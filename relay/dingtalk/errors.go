@@ -1,13 +1,9 @@
 package dingtalk
 
 import (
-	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
-	"syscall"
 
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/notify"
 )
@@ -61,7 +57,7 @@ func (e *Error) Unwrap() error { return e.Err }
 func Hint(err error, robot Robot) string {
 	var e *Error
 	if !errors.As(err, &e) {
-		return networkHint(err)
+		return notify.NetworkHint(err, service)
 	}
 	where, secretAt := robot.Where, robot.SecretWhere
 	if where == "" {
@@ -73,7 +69,7 @@ func Hint(err error, robot Robot) string {
 	msg := strings.ToLower(e.Message)
 	switch c := e.Code; {
 	case c == 0 && e.Status == 0:
-		return networkHint(e.Err)
+		return notify.NetworkHint(e.Err, service)
 	case c == 0 && e.Status == 404:
 		return "the send URL answered 404: check DINGTALK_API_URL (https://oapi.dingtalk.com/robot/send)"
 	case c == 0 && e.Verdict == notify.Retry:
@@ -120,31 +116,5 @@ func Hint(err error, robot Robot) string {
 	return "DingTalk refused the message with an undocumented errcode: see errmsg; the alerts are kept and retried every few minutes"
 }
 
-func networkHint(err error) string {
-	var dnsErr *net.DNSError
-	var certErr *x509.UnknownAuthorityError
-	var hostErr x509.HostnameError
-	var opErr *net.OpError
-	switch {
-	case err == nil:
-		return ""
-	case errors.As(err, &dnsErr):
-		return "cannot resolve DingTalk's host name: check DNS, or set HTTPS_PROXY if this network reaches the internet through a proxy"
-	case errors.As(err, &certErr) || errors.As(err, &hostErr):
-		return "TLS verification failed: a proxy that intercepts TLS? Add its CA to the system trust store"
-	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
-		return "DingTalk did not answer in time: check the firewall allows outbound HTTPS to oapi.dingtalk.com, or set HTTPS_PROXY (and NO_PROXY for local hosts)"
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused: check DINGTALK_API_URL and HTTPS_PROXY"
-	case errors.Is(err, syscall.ECONNRESET):
-		return "the connection was reset: a firewall or proxy in between? A running relay retries such sends by itself"
-	case errors.As(err, &opErr) && opErr.Op == "proxyconnect":
-		return "the proxy refused the connection: check HTTPS_PROXY"
-	}
-	return "network error talking to DingTalk: check the firewall, DNS and HTTPS_PROXY / NO_PROXY"
-}
-
-func isTimeout(err error) bool {
-	var t interface{ Timeout() bool }
-	return errors.As(err, &t) && t.Timeout()
-}
+// service is where the receiver's calls go, as network hints name it.
+var service = notify.Service{Name: "DingTalk", Host: "oapi.dingtalk.com", Setting: "DINGTALK_API_URL"}

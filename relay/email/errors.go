@@ -3,7 +3,6 @@ package email
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -46,7 +45,7 @@ func (r *Receiver) detail(text string) string {
 func (r *Receiver) dialError(err error) *notify.Error {
 	var tp *textproto.Error
 	switch {
-	case tlsFailure(err):
+	case notify.TLSFailure(err):
 		return r.fail(notify.Refused, "tls", r.tlsHint(err), err)
 	case errors.As(err, &tp) && tp.Code >= 400 && tp.Code < 500:
 		return r.fail(notify.Retry, smtpCode(tp.Code), fmt.Sprintf("the SMTP server is busy or limits connections (%d): retried automatically", tp.Code), err)
@@ -105,17 +104,6 @@ func (r *Receiver) refusalHint(code int) string {
 	return fmt.Sprintf("the SMTP server refused the session (%d): check RELAY_SMTP_URL against the server's settings", code)
 }
 
-func tlsFailure(err error) bool {
-	var verr *tls.CertificateVerificationError
-	var unknown x509.UnknownAuthorityError
-	var host x509.HostnameError
-	var invalid x509.CertificateInvalidError
-	var record tls.RecordHeaderError
-	var alert tls.AlertError
-	return errors.As(err, &verr) || errors.As(err, &unknown) || errors.As(err, &host) ||
-		errors.As(err, &invalid) || errors.As(err, &record) || errors.As(err, &alert)
-}
-
 func (r *Receiver) tlsHint(err error) string {
 	var record tls.RecordHeaderError
 	if errors.As(err, &record) {
@@ -141,7 +129,7 @@ func (r *Receiver) networkHint(err error) string {
 		return "cannot resolve the SMTP host: check RELAY_SMTP_URL and DNS; retried automatically"
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "connection refused: check the host and port in RELAY_SMTP_URL; retried automatically"
-	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+	case errors.Is(err, context.DeadlineExceeded) || notify.IsTimeout(err):
 		hint := "the SMTP server did not answer in time: retried automatically; check that the firewall lets this relay reach the port (many clouds block port 25)"
 		if !r.smtp.ImplicitTLS && r.smtp.Port == DefaultPortTLS {
 			hint += "; port 465 wants smtps://"
@@ -149,9 +137,4 @@ func (r *Receiver) networkHint(err error) string {
 		return hint
 	}
 	return "the connection to the SMTP server failed: retried automatically"
-}
-
-func isTimeout(err error) bool {
-	var t interface{ Timeout() bool }
-	return errors.As(err, &t) && t.Timeout()
 }

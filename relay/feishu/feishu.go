@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -70,7 +69,7 @@ type Options struct {
 	Language string
 	// Zone is the time zone of the times shown; nil means UTC.
 	Zone *time.Location
-	// HTTP is the client used; nil means NewHTTPClient().
+	// HTTP is the client used; nil means notify.NewHTTPClient().
 	HTTP *http.Client
 	// Now is the clock signatures are made with; nil means time.Now.
 	Now func() time.Time
@@ -126,7 +125,7 @@ func New(cfg Config, opts Options) (*Receiver, error) {
 	}
 	hc := opts.HTTP
 	if hc == nil {
-		hc = NewHTTPClient()
+		hc = notify.NewHTTPClient()
 	}
 	now := opts.Now
 	if now == nil {
@@ -172,25 +171,6 @@ func Sign(secret string, timestamp int64) string {
 	return base64.StdEncoding.EncodeToString(h.Sum(nil))
 }
 
-// NewHTTPClient returns a keep-alive client with a 5 s connect timeout and a
-// 10 s overall timeout that honours HTTPS_PROXY and NO_PROXY. It does not
-// follow redirects, which would carry the webhook token to another host.
-func NewHTTPClient() *http.Client {
-	return &http.Client{
-		Timeout: 10 * time.Second,
-		Transport: &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			TLSHandshakeTimeout:   5 * time.Second,
-			ResponseHeaderTimeout: 10 * time.Second,
-			MaxIdleConnsPerHost:   4,
-			IdleConnTimeout:       90 * time.Second,
-			ForceAttemptHTTP2:     true,
-		},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-}
-
 // maxReply bounds how much of Feishu's answer is read.
 const maxReply = 64 << 10
 
@@ -230,7 +210,7 @@ func (r *Receiver) Notify(ctx context.Context, msg notify.Message, _ string) err
 	req.Header.Set("User-Agent", "sentry-dingtalk-relay")
 	resp, err := r.http.Do(req)
 	if err != nil {
-		return &notify.Error{Receiver: r.name, Verdict: notify.Retry, Code: "network", Err: r.redact(err), Hint: networkHint(err)}
+		return &notify.Error{Receiver: r.name, Verdict: notify.Retry, Code: "network", Err: r.redact(err), Hint: notify.NetworkHint(err, service)}
 	}
 	defer resp.Body.Close()
 	raw, readErr := io.ReadAll(io.LimitReader(resp.Body, maxReply))

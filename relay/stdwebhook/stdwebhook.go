@@ -24,7 +24,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -83,7 +82,7 @@ type Options struct {
 	// Zone is the time zone of the times in the payload (RFC 3339, so
 	// with their offset); nil means UTC.
 	Zone *time.Location
-	// HTTP is the client requests go through; nil means NewHTTPClient().
+	// HTTP is the client requests go through; nil means notify.NewHTTPClient().
 	HTTP *http.Client
 	// Now is the clock of the signatures; nil means time.Now.
 	Now func() time.Time
@@ -133,7 +132,7 @@ func New(cfg Config, opts Options) (*Receiver, error) {
 		r.zone = time.UTC
 	}
 	if r.http == nil {
-		r.http = NewHTTPClient()
+		r.http = notify.NewHTTPClient()
 	}
 	if r.now == nil {
 		r.now = time.Now
@@ -209,25 +208,6 @@ func urlSecrets(u *url.URL, extra ...string) []string {
 		}
 	}
 	return out
-}
-
-// NewHTTPClient returns a keep-alive client with a 5 s connect timeout and a
-// 10 s overall timeout that honours HTTPS_PROXY and NO_PROXY. It follows no
-// redirect: one would carry the signed alert to another URL.
-func NewHTTPClient() *http.Client {
-	return &http.Client{
-		Timeout: 10 * time.Second,
-		Transport: &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			TLSHandshakeTimeout:   5 * time.Second,
-			ResponseHeaderTimeout: 10 * time.Second,
-			MaxIdleConnsPerHost:   4,
-			IdleConnTimeout:       90 * time.Second,
-			ForceAttemptHTTP2:     true,
-		},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
 }
 
 // Identity is the endpoint URL: the relay hashes it into the queue key, so

@@ -1,14 +1,9 @@
 package wecom
 
 import (
-	"context"
-	"crypto/x509"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strconv"
-	"syscall"
 
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/notify"
@@ -105,29 +100,5 @@ func (r *Receiver) scrub(s string) string {
 	return formatter.Shorten(notify.Scrub(s, r.key), 300)
 }
 
-func networkHint(err error) string {
-	var dnsErr *net.DNSError
-	var certErr *x509.UnknownAuthorityError
-	var hostErr x509.HostnameError
-	var opErr *net.OpError
-	switch {
-	case errors.As(err, &dnsErr):
-		return "cannot resolve WeCom's host name: check DNS, or set HTTPS_PROXY if this network reaches the internet through a proxy"
-	case errors.As(err, &certErr) || errors.As(err, &hostErr):
-		return "TLS verification failed: a proxy that intercepts TLS? Add its CA to the system trust store"
-	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
-		return "WeCom did not answer in time: check the firewall allows outbound HTTPS to qyapi.weixin.qq.com, or set HTTPS_PROXY (and NO_PROXY for local hosts)"
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused: check api_url and HTTPS_PROXY"
-	case errors.Is(err, syscall.ECONNRESET):
-		return "the connection was reset: a firewall or proxy in between? Retried automatically"
-	case errors.As(err, &opErr) && opErr.Op == "proxyconnect":
-		return "the proxy refused the connection: check HTTPS_PROXY"
-	}
-	return "network error talking to WeCom: check the firewall, DNS and HTTPS_PROXY / NO_PROXY"
-}
-
-func isTimeout(err error) bool {
-	var t interface{ Timeout() bool }
-	return errors.As(err, &t) && t.Timeout()
-}
+// service is where the receiver's calls go, as network hints name it.
+var service = notify.Service{Name: "WeCom", Host: "qyapi.weixin.qq.com", Setting: "url (or api_url) in the routes file"}

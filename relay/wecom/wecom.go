@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -57,7 +56,7 @@ type Options struct {
 	Language string
 	// Zone is the time zone of the times shown; nil means UTC.
 	Zone *time.Location
-	// HTTP is the client used; nil means NewHTTPClient().
+	// HTTP is the client used; nil means notify.NewHTTPClient().
 	HTTP *http.Client
 	// Now is the relay's clock. WeCom's requests carry no time, so the
 	// receiver does not read it; it is here so every receiver takes the
@@ -107,7 +106,7 @@ func New(cfg Config, opts Options) (*Receiver, error) {
 	send.RawQuery = q.Encode()
 	hc := opts.HTTP
 	if hc == nil {
-		hc = NewHTTPClient()
+		hc = notify.NewHTTPClient()
 	}
 	name := opts.Name
 	if name == "" {
@@ -152,25 +151,6 @@ func resolve(cfg Config) (string, *url.URL, error) {
 // hashes it into queue names; it is never logged.
 func (r *Receiver) Identity() string { return "wecom:" + r.key }
 
-// NewHTTPClient returns a keep-alive client with a 5 s connect timeout and a
-// 10 s overall timeout that honours HTTPS_PROXY and NO_PROXY. It does not
-// follow redirects, which would carry the webhook key to another host.
-func NewHTTPClient() *http.Client {
-	return &http.Client{
-		Timeout: 10 * time.Second,
-		Transport: &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			TLSHandshakeTimeout:   5 * time.Second,
-			ResponseHeaderTimeout: 10 * time.Second,
-			MaxIdleConnsPerHost:   4,
-			IdleConnTimeout:       90 * time.Second,
-			ForceAttemptHTTP2:     true,
-		},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-}
-
 // redact removes the key from a network error, keeping what it wraps
 // (timeouts, resets) for whoever inspects it.
 func (r *Receiver) redact(err error) error {
@@ -208,7 +188,7 @@ func (r *Receiver) Notify(ctx context.Context, msg notify.Message, _ string) err
 	req.Header.Set("User-Agent", "sentry-dingtalk-relay")
 	resp, err := r.http.Do(req)
 	if err != nil {
-		return &notify.Error{Receiver: r.name, Verdict: notify.Retry, Code: "network", Err: r.redact(err), Hint: networkHint(err)}
+		return &notify.Error{Receiver: r.name, Verdict: notify.Retry, Code: "network", Err: r.redact(err), Hint: notify.NetworkHint(err, service)}
 	}
 	defer resp.Body.Close()
 	raw, readErr := io.ReadAll(io.LimitReader(resp.Body, maxReply))
