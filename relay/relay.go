@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -247,10 +246,7 @@ func (r *Relay) routes() http.Handler {
 	})
 	mux.Get("/readyz", r.ready)
 	if r.opts.Actions != nil {
-		// Behind the Ingress people reach the pages through, the client's
-		// address is in X-Forwarded-For / X-Real-IP: the pages' rate limit
-		// is per client. (Exposed without a proxy, anyone can set them.)
-		mux.With(middleware.RealIP).Handle("/action/*", r.opts.Actions)
+		mux.Handle("/action/*", r.opts.Actions)
 	}
 	mux.Handle("/metrics", promhttp.HandlerFor(r.registry, promhttp.HandlerOpts{Registry: r.registry}))
 	return mux

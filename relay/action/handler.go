@@ -12,6 +12,7 @@ import (
 	"html/template"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -312,11 +313,25 @@ func (s *Service) audit(r *http.Request, c claim, outcome string, err error) {
 	s.actions.WithLabelValues(c.kind.name(), outcome).Inc()
 }
 
+// clientAddr is who asked, for the per-client budget and the audit log:
+// the peer, or, when the peer is on a loopback or private address (an
+// Ingress in front of the relay), the address that proxy put last in
+// X-Forwarded-For. A client that reaches the relay itself cannot choose its
+// address, and one behind the proxy only adds entries before the proxy's.
 func clientAddr(r *http.Request) string {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	peer, err := netip.ParseAddr(host)
+	if err != nil || !peer.IsLoopback() && !peer.IsPrivate() {
 		return host
 	}
-	return r.RemoteAddr
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	if a, err := netip.ParseAddr(strings.TrimSpace(hops[len(hops)-1])); err == nil {
+		return a.String()
+	}
+	return host
 }
 
 func userAgent(r *http.Request) string {

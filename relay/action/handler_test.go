@@ -565,3 +565,28 @@ func TestMetricsInitialised(t *testing.T) {
 		t.Error("registering twice did not fail")
 	}
 }
+
+func TestClientAddr(t *testing.T) {
+	for _, c := range []struct {
+		name, peer string
+		xff        []string
+		want       string
+	}{
+		{"direct", "203.0.113.9:5555", nil, "203.0.113.9"},
+		{"direct, forged header", "203.0.113.9:5555", []string{"198.51.100.1"}, "203.0.113.9"},
+		{"behind an ingress", "10.1.2.3:40000", []string{"198.51.100.7"}, "198.51.100.7"},
+		{"behind an ingress, client-sent entries first", "10.1.2.3:40000", []string{"1.1.1.1, 2.2.2.2", "198.51.100.7"}, "198.51.100.7"},
+		{"loopback proxy", "127.0.0.1:40000", []string{"198.51.100.7"}, "198.51.100.7"},
+		{"proxy without the header", "10.1.2.3:40000", nil, "10.1.2.3"},
+		{"garbage header", "10.1.2.3:40000", []string{"<script>"}, "10.1.2.3"},
+	} {
+		r := httptest.NewRequest(http.MethodPost, "/action/x", nil)
+		r.RemoteAddr = c.peer
+		for _, v := range c.xff {
+			r.Header.Add("X-Forwarded-For", v)
+		}
+		if got := clientAddr(r); got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+}
