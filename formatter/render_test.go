@@ -323,3 +323,20 @@ func TestMessageJSON(t *testing.T) {
 		t.Errorf("msgUuid missing: %s", msg.JSON())
 	}
 }
+
+// BenchmarkDigest renders the first digest of 1,000 waiting alerts of 200
+// issues: what a robot's worker does once per message in a storm.
+func BenchmarkDigest(b *testing.B) {
+	var items []Item
+	for i := range 1000 {
+		a := sampleAlert(i % 200)
+		items = append(items, Item{Alert: a, Mentions: Mentions{Mobiles: []string{"13800000000"}}})
+	}
+	r := &Renderer{Keyword: "Sentry"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, covered := r.Digest(items, false); len(covered) == 0 {
+			b.Fatal("nothing covered")
+		}
+	}
+}
