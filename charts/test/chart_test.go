@@ -846,6 +846,12 @@ func TestRenderFailures(t *testing.T) {
 		{"atAll type", `dingtalk: {atAll: "yes"}`, "/dingtalk/atAll"},
 		{"routes msgtype", `routes: {config: {robots: {a: {token: t, msgtype: text}}}}`, "msgtype"},
 		{"routes unknown key", `routes: {config: {routes: [{name: a, robot: [x]}]}}`, "robot"},
+		{"routes receiver type", `routes: {config: {robots: {a: {type: sms, to: x}}}}`, "/routes/config/robots/a/type"},
+		{"routes key of another type", `routes: {config: {robots: {a: {type: email, token: supersecrettoken123}}}}`, "additional properties 'token' not allowed"},
+		{"routes email key on dingtalk", `routes: {config: {robots: {a: {token: supersecrettoken123, to: [a@b.example]}}}}`, "additional properties 'to' not allowed"},
+		{"routes dingtalk key on wecom", `routes: {config: {robots: {a: {type: wecom, key: supersecrettoken123, msgtype: markdown}}}}`, "additional properties 'msgtype' not allowed"},
+		{"routes fallback as a string", `routes: {config: {robots: {a: {token: supersecrettoken123, fallback: b}}}}`, "/routes/config/robots/a/fallback"},
+		{"routes webhook rate", `routes: {config: {robots: {a: {type: webhook, url: 'https://h', rate_per_minute: "5"}}}}`, "/routes/config/robots/a/rate_per_minute"},
 		{"probe typo", `livenessProbe: {periodSecond: 3}`, "periodSecond"},
 		{"pvc size", `persistence: {size: lots}`, "/persistence/size"},
 		// Unquoted numbers would reach the relay as 1.38e+10.
@@ -914,6 +920,17 @@ func TestRenderFailures(t *testing.T) {
 		"actions: {publicURL: 'https://r', authToken: at, key: ak}\nsentry: {clientSecret: [cs-one, cs-two]}",
 		"actions: {publicURL: 'https://r', ttl: 24h}\nexistingSecret: creds",
 		"canary: {interval: 1h30m, timeout: 90s}\nconfig: {quietAlert: 6h, fallbackAfter: 30s}",
+		// Every receiver type of the routes file, with the keys of its type.
+		`smtp: {url: 'smtp://u:p@m:587'}
+routes: {config: {robots: {
+  ding: {type: dingtalk, token: t, secret: s, keyword: k, msgtype: markdown, fallback: [mail]},
+  plain: {token_file: /f, secret_file: /g},
+  wx: {type: wecom, url: u, key: k, key_file: /f, api_url: a, fallback: [mail]},
+  fs: {type: feishu, url: u, url_file: /f, secret: s, secret_file: /g, keyword: k},
+  hook: {type: webhook, url: u, secret: s, secret_file: /f, rate_per_minute: 30},
+  mail: {type: email, to: [a@b.example, c@d.example]},
+  mail2: {type: email, to: "a@b.example, c@d.example"}},
+  routes: [{name: d, robots: [ding, wx, fs, hook, mail]}]}}`,
 	} {
 		if _, err := renderRaw(t, parseValues(t, ok)); err != nil {
 			t.Errorf("%q: %v", ok, err)
