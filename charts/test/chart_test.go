@@ -1,6 +1,7 @@
 package charttest
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -288,7 +289,8 @@ type secretRef struct{ name, key string }
 // TestSecretWiring checks each secret variable is read from the right Secret and key, and
 // that the chart's Secret holds exactly the values set.
 func TestSecretWiring(t *testing.T) {
-	vars := []string{"DINGTALK_TOKENS", "DINGTALK_SECRETS", "SENTRY_CLIENT_SECRET", "RELAY_WEBHOOK_TOKEN", "SENTRY_DSN"}
+	vars := []string{"DINGTALK_TOKENS", "DINGTALK_SECRETS", "SENTRY_CLIENT_SECRET", "RELAY_WEBHOOK_TOKEN", "SENTRY_DSN",
+		"SENTRY_AUTH_TOKEN", "RELAY_ACTION_KEY", "RELAY_CANARY_DSN", "RELAY_SMTP_URL"}
 	tests := []struct {
 		name       string
 		values     string
@@ -302,6 +304,9 @@ dingtalk:
   tokens: [tok-one-12345678, "https://oapi.dingtalk.com/robot/send?access_token=tok-two-12345678"]
   secrets: [SEC12345678, "-"]
 sentry: {clientSecret: cs, webhookToken: wt, dsn: "https://k@sentry.example/1"}
+actions: {publicURL: "https://relay.example", authToken: at, key: ak}
+canary: {dsn: "https://c@sentry.example/2"}
+smtp: {url: "smtp://u:p@mail.example:587"}
 `,
 			want: map[string]secretRef{
 				"DINGTALK_TOKENS":      {fullname, "dingtalk-tokens"},
@@ -309,6 +314,10 @@ sentry: {clientSecret: cs, webhookToken: wt, dsn: "https://k@sentry.example/1"}
 				"SENTRY_CLIENT_SECRET": {fullname, "sentry-client-secret"},
 				"RELAY_WEBHOOK_TOKEN":  {fullname, "webhook-token"},
 				"SENTRY_DSN":           {fullname, "sentry-dsn"},
+				"SENTRY_AUTH_TOKEN":    {fullname, "sentry-auth-token"},
+				"RELAY_ACTION_KEY":     {fullname, "action-key"},
+				"RELAY_CANARY_DSN":     {fullname, "canary-dsn"},
+				"RELAY_SMTP_URL":       {fullname, "smtp-url"},
 			},
 			wantSecret: map[string]string{
 				"dingtalk-tokens":      "tok-one-12345678\nhttps://oapi.dingtalk.com/robot/send?access_token=tok-two-12345678",
@@ -316,7 +325,36 @@ sentry: {clientSecret: cs, webhookToken: wt, dsn: "https://k@sentry.example/1"}
 				"sentry-client-secret": "cs",
 				"webhook-token":        "wt",
 				"sentry-dsn":           "https://k@sentry.example/1",
+				"sentry-auth-token":    "at",
+				"action-key":           "ak",
+				"canary-dsn":           "https://c@sentry.example/2",
+				"smtp-url":             "smtp://u:p@mail.example:587",
 			},
+		},
+		{
+			// One secret per Sentry integration, one per line as the relay reads them.
+			name:       "client secrets as a list",
+			values:     "sentry: {clientSecret: [cs-one, cs-two]}",
+			want:       map[string]secretRef{"SENTRY_CLIENT_SECRET": {fullname, "sentry-client-secret"}},
+			wantSecret: map[string]string{"sentry-client-secret": "cs-one\ncs-two"},
+		},
+		{
+			name:       "client secret list of one",
+			values:     "sentry: {clientSecret: [cs-one]}",
+			want:       map[string]secretRef{"SENTRY_CLIENT_SECRET": {fullname, "sentry-client-secret"}},
+			wantSecret: map[string]string{"sentry-client-secret": "cs-one"},
+		},
+		{
+			name:       "empty client secret list",
+			values:     "sentry: {clientSecret: []}",
+			want:       map[string]secretRef{},
+			wantSecret: nil,
+		},
+		{
+			name:       "smtp alone",
+			values:     "smtp: {url: 'smtps://u:p@mail.example:465', from: 'Sentry <a@example.com>'}",
+			want:       map[string]secretRef{"RELAY_SMTP_URL": {fullname, "smtp-url"}},
+			wantSecret: map[string]string{"smtp-url": "smtps://u:p@mail.example:465"},
 		},
 		{
 			name:   "only what is set",
@@ -335,13 +373,18 @@ sentry: {clientSecret: cs, webhookToken: wt, dsn: "https://k@sentry.example/1"}
 				"SENTRY_CLIENT_SECRET": {"creds", "sentry-client-secret"},
 				"RELAY_WEBHOOK_TOKEN":  {"creds", "webhook-token"},
 				"SENTRY_DSN":           {"creds", "sentry-dsn"},
+				"SENTRY_AUTH_TOKEN":    {"creds", "sentry-auth-token"},
+				"RELAY_ACTION_KEY":     {"creds", "action-key"},
+				"RELAY_CANARY_DSN":     {"creds", "canary-dsn"},
+				"RELAY_SMTP_URL":       {"creds", "smtp-url"},
 			},
 		},
 		{
 			name: "existing secret, custom keys",
 			values: `
 existingSecret: creds
-existingSecretKeys: {dingtalkTokens: t, dingtalkSecrets: s, sentryClientSecret: c, webhookToken: w, sentryDSN: d}
+existingSecretKeys: {dingtalkTokens: t, dingtalkSecrets: s, sentryClientSecret: c, webhookToken: w, sentryDSN: d,
+  sentryAuthToken: at, actionKey: ak, canaryDSN: cd, smtpURL: su}
 `,
 			want: map[string]secretRef{
 				"DINGTALK_TOKENS":      {"creds", "t"},
@@ -349,6 +392,10 @@ existingSecretKeys: {dingtalkTokens: t, dingtalkSecrets: s, sentryClientSecret: 
 				"SENTRY_CLIENT_SECRET": {"creds", "c"},
 				"RELAY_WEBHOOK_TOKEN":  {"creds", "w"},
 				"SENTRY_DSN":           {"creds", "d"},
+				"SENTRY_AUTH_TOKEN":    {"creds", "at"},
+				"RELAY_ACTION_KEY":     {"creds", "ak"},
+				"RELAY_CANARY_DSN":     {"creds", "cd"},
+				"RELAY_SMTP_URL":       {"creds", "su"},
 			},
 		},
 	}
@@ -520,6 +567,13 @@ func TestPlainEnv(t *testing.T) {
 		"RELAY_MAX_AGE":          "12h",
 		"RELAY_DEDUPE_WINDOW":    "45m",
 		"RELAY_SHUTDOWN_TIMEOUT": "20s",
+		"RELAY_FALLBACK_AFTER":   "5m",
+		"RELAY_QUIET_ALERT":      "6h",
+		"RELAY_PUBLIC_URL":       "https://dingtalk-relay.example.com",
+		"RELAY_ACTION_TTL":       "72h",
+		"RELAY_CANARY_INTERVAL":  "3h",
+		"RELAY_CANARY_TIMEOUT":   "10m",
+		"RELAY_SMTP_FROM":        "Sentry <alerts@example.com>",
 		"LOG_LEVEL":              "debug",
 		"LOG_FORMAT":             "text",
 		"HTTPS_PROXY":            "http://proxy.example:3128",
@@ -748,13 +802,22 @@ func TestChecksum(t *testing.T) {
 		"webhook token":    base + "sentry: {webhookToken: t}\n",
 		"dingtalk sec":     "dingtalk: {tokens: [tok-one-12345678], secrets: [SEC12345678]}\n",
 		"relay sentry dsn": base + "sentry: {dsn: 'https://k@s/1'}\n",
+		"client secrets":   base + "sentry: {clientSecret: [new, other]}\n",
+		"action links":     base + "sentry: {url: 'https://s'}\nactions: {publicURL: 'https://r', authToken: at, key: ak}\n",
+		"canary dsn":       base + "canary: {dsn: 'https://c@s/2'}\n",
+		"smtp url":         base + "smtp: {url: 'smtp://u:p@m:587'}\n",
 	} {
 		if sum(values) == ref {
 			t.Errorf("changing the %s does not change checksum/config", name)
 		}
 	}
+	// Rotating the link key alone must roll the pods, or they keep signing with the old one.
+	actions := base + "sentry: {url: 'https://s'}\nactions: {publicURL: 'https://r', authToken: at, key: %s}\n"
+	if sum(fmt.Sprintf(actions, "old-key")) == sum(fmt.Sprintf(actions, "new-key")) {
+		t.Error("changing actions.key does not change checksum/config")
+	}
 	// Plain settings are in the pod spec already; they must not disturb the checksum.
-	if got := sum(base + "podAnnotations: {a: b}\nconfig: {logLevel: debug}\n"); got != ref {
+	if got := sum(base + "podAnnotations: {a: b}\nconfig: {logLevel: debug, quietAlert: 6h}\ncanary: {interval: 1h}\nsmtp: {from: a@b.example}\n"); got != ref {
 		t.Error("checksum/config changed although no Secret or ConfigMap changed")
 	}
 }
@@ -782,18 +845,47 @@ func TestRenderFailures(t *testing.T) {
 		{"atAll type", `dingtalk: {atAll: "yes"}`, "/dingtalk/atAll"},
 		{"routes msgtype", `routes: {config: {robots: {a: {token: t, msgtype: text}}}}`, "msgtype"},
 		{"routes unknown key", `routes: {config: {routes: [{name: a, robot: [x]}]}}`, "robot"},
+		{"routes receiver type", `routes: {config: {robots: {a: {type: sms, to: x}}}}`, "/routes/config/robots/a/type"},
+		{"routes key of another type", `routes: {config: {robots: {a: {type: email, token: supersecrettoken123}}}}`, "additional properties 'token' not allowed"},
+		{"routes email key on dingtalk", `routes: {config: {robots: {a: {token: supersecrettoken123, to: [a@b.example]}}}}`, "additional properties 'to' not allowed"},
+		{"routes dingtalk key on wecom", `routes: {config: {robots: {a: {type: wecom, key: supersecrettoken123, msgtype: markdown}}}}`, "additional properties 'msgtype' not allowed"},
+		{"routes fallback as a string", `routes: {config: {robots: {a: {token: supersecrettoken123, fallback: b}}}}`, "/routes/config/robots/a/fallback"},
+		{"routes webhook rate", `routes: {config: {robots: {a: {type: webhook, url: 'https://h', rate_per_minute: "5"}}}}`, "/routes/config/robots/a/rate_per_minute"},
 		{"probe typo", `livenessProbe: {periodSecond: 3}`, "periodSecond"},
 		{"pvc size", `persistence: {size: lots}`, "/persistence/size"},
 		// Unquoted numbers would reach the relay as 1.38e+10.
 		{"numeric mobile", `dingtalk: {atMobiles: [13800000000]}`, "/dingtalk/atMobiles/0"},
 		{"numeric route mobile", `routes: {config: {routes: [{name: a, mentions: {mobiles: [13800000000]}}]}}`, "mobiles/0"},
 		{"numeric image tag", `image: {tag: 1.10}`, "/image/tag"},
+		{"client secret as a map", `sentry: {clientSecret: {a: supersecrettoken123}}`, "/sentry/clientSecret"},
+		{"client secret as a number", `sentry: {clientSecret: 12345678}`, "/sentry/clientSecret"},
+		{"client secret list of maps", `sentry: {clientSecret: [{a: supersecrettoken123}]}`, "/sentry/clientSecret/0"},
+		{"empty client secret in the list", `sentry: {clientSecret: [supersecrettoken123, ""]}`, "/sentry/clientSecret/1"},
+		{"public URL not a URL", `actions: {publicURL: dingtalk-relay.example.com}`, "/actions/publicURL"},
+		{"action ttl in days", `actions: {ttl: 7d}`, "/actions/ttl"},
+		{"action unknown key", `actions: {token: supersecrettoken123}`, "token"},
+		{"auth token type", `actions: {authToken: [supersecrettoken123]}`, "/actions/authToken"},
+		{"canary interval", `canary: {interval: 6 hours}`, "/canary/interval"},
+		{"canary timeout", `canary: {timeout: 15}`, "/canary/timeout"},
+		{"canary dsn type", `canary: {dsn: {a: supersecrettoken123}}`, "/canary/dsn"},
+		{"smtp unknown key", `smtp: {password: supersecrettoken123}`, "password"},
+		{"smtp url type", `smtp: {url: [supersecrettoken123]}`, "/smtp/url"},
+		{"quiet alert", `config: {quietAlert: "on"}`, "/config/quietAlert"},
+		{"fallback after", `config: {fallbackAfter: 10}`, "/config/fallbackAfter"},
 		// Template checks.
 		{"replicas without redis", `replicaCount: 2`, "replicaCount=2 needs redis.enabled=true"},
 		{"redis url while disabled", `redis: {url: 'redis://r:6379/0'}`, "set redis.enabled=true"},
 		{"redis enabled without url", `redis: {enabled: true}`, "redis.enabled=true needs the Redis URL"},
 		{"redis url twice", `redis: {enabled: true, url: 'redis://r/0', existingSecret: s}`, "redis.url and redis.existingSecret are both set"},
 		{"inline secret with existingSecret", "existingSecret: creds\ndingtalk: {tokens: [supersecrettoken123]}", "would ignore dingtalk.tokens"},
+		{"client secret list with existingSecret", "existingSecret: creds\nsentry: {clientSecret: [supersecrettoken123]}", "would ignore sentry.clientSecret"},
+		{"new inline secrets with existingSecret",
+			"existingSecret: creds\nactions: {publicURL: 'https://r', authToken: supersecrettoken123, key: supersecrettoken123}\ncanary: {dsn: supersecrettoken123}\nsmtp: {url: supersecrettoken123}",
+			"would ignore actions.authToken, actions.key, canary.dsn, smtp.url"},
+		{"public URL alone", "sentry: {url: 'https://s'}\nactions: {publicURL: 'https://r'}", "set actions.authToken and actions.key"},
+		{"action key alone", "sentry: {url: 'https://s'}\nactions: {key: supersecrettoken123}", "set actions.publicURL and actions.authToken"},
+		{"action links without the key", "sentry: {url: 'https://s'}\nactions: {publicURL: 'https://r', authToken: supersecrettoken123}", "set actions.key,"},
+		{"action links unsigned without sentry.url", "actions: {publicURL: 'https://r', authToken: supersecrettoken123, key: supersecrettoken123}", "action links need sentry.url"},
 		{"secrets without tokens", `dingtalk: {tokens: [a12345678, b12345678], secrets: [SEC12345678]}`, "dingtalk.secrets has 1 entries but dingtalk.tokens has 2"},
 		{"routes twice", `routes: {config: {routes: [{name: a}]}, existingSecret: r}`, "routes.config and routes.existingSecret are both set"},
 		{"template twice", `template: {content: x, existingConfigMap: c}`, "template.content and template.existingConfigMap are both set"},
@@ -823,6 +915,21 @@ func TestRenderFailures(t *testing.T) {
 		"config: {shutdownTimeout: 29s, maxAge: 1h30m}",
 		"dingtalk: {tokens: [a12345678, b12345678], secrets: [SEC12345678, '-']}",
 		"existingSecret: creds\nredis: {enabled: true}",
+		"actions: {publicURL: 'https://r', authToken: at, key: ak}\nsentry: {url: 'https://s'}",
+		"actions: {publicURL: 'https://r', authToken: at, key: ak}\nsentry: {clientSecret: [cs-one, cs-two]}",
+		"actions: {publicURL: 'https://r', ttl: 24h}\nexistingSecret: creds",
+		"canary: {interval: 1h30m, timeout: 90s}\nconfig: {quietAlert: 6h, fallbackAfter: 30s}",
+		// Every receiver type of the routes file, with the keys of its type.
+		`smtp: {url: 'smtp://u:p@m:587'}
+routes: {config: {robots: {
+  ding: {type: dingtalk, token: t, secret: s, keyword: k, msgtype: markdown, fallback: [mail]},
+  plain: {token_file: /f, secret_file: /g},
+  wx: {type: wecom, url: u, key: k, key_file: /f, api_url: a, fallback: [mail]},
+  fs: {type: feishu, url: u, url_file: /f, secret: s, secret_file: /g, keyword: k},
+  hook: {type: webhook, url: u, secret: s, secret_file: /f, rate_per_minute: 30},
+  mail: {type: email, to: [a@b.example, c@d.example]},
+  mail2: {type: email, to: "a@b.example, c@d.example"}},
+  routes: [{name: d, robots: [ding, wx, fs, hook, mail]}]}}`,
 	} {
 		if _, err := renderRaw(t, parseValues(t, ok)); err != nil {
 			t.Errorf("%q: %v", ok, err)
@@ -987,5 +1094,139 @@ func TestMonitoringAndNetwork(t *testing.T) {
 	p := ing.Rules[0].HTTP.Paths[0]
 	if p.Path != "/sentry" || p.Backend.Service.Name != name || p.Backend.Service.Port.Number != 8080 {
 		t.Errorf("ingress path = %+v, want /sentry -> %s:8080", p, name)
+	}
+}
+
+// TestIngressActionRoute checks the Ingress routes the action pages exactly when action links
+// are on: browsers must reach /action, while Sentry's webhook needs only /sentry.
+func TestIngressActionRoute(t *testing.T) {
+	const actions = "sentry: {url: 'https://s'}\nactions: {publicURL: 'https://relay.example', authToken: at, key: ak}\n"
+	const twoHosts = "ingress:\n  enabled: true\n  hosts:\n    - {host: relay.example, paths: [{path: /sentry, pathType: Prefix}]}\n    - {paths: [{path: /sentry/webhook, pathType: Exact}]}\n"
+	prefix := networkingv1.PathTypePrefix
+	exact := networkingv1.PathTypeExact
+	type path struct {
+		path string
+		typ  networkingv1.PathType
+	}
+	tests := []struct {
+		name   string
+		values string
+		want   [][]path // per rule
+	}{
+		{"no actions", "ingress: {enabled: true}", [][]path{{{"/sentry", prefix}}}},
+		{"actions on the default host", actions + "ingress: {enabled: true}", [][]path{{{"/sentry", prefix}, {"/action", prefix}}}},
+		{"actions on every host", actions + twoHosts, [][]path{{{"/sentry", prefix}, {"/action", prefix}}, {{"/sentry/webhook", exact}, {"/action", prefix}}}},
+		{"two hosts without actions", twoHosts, [][]path{{{"/sentry", prefix}}, {{"/sentry/webhook", exact}}}},
+		{"listed already", actions + "ingress: {enabled: true, hosts: [{host: relay.example, paths: [{path: /action, pathType: ImplementationSpecific}, {path: /sentry, pathType: Prefix}]}]}",
+			[][]path{{{"/action", networkingv1.PathTypeImplementationSpecific}, {"/sentry", prefix}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := render(t, parseValues(t, tt.values))
+			ings := all[*networkingv1.Ingress](r)
+			if len(ings) != 1 {
+				t.Fatalf("rendered %d Ingresses, want 1", len(ings))
+			}
+			rules := ings[0].Spec.Rules
+			if len(rules) != len(tt.want) {
+				t.Fatalf("%d rules, want %d", len(rules), len(tt.want))
+			}
+			for i, rule := range rules {
+				var got []path
+				for _, p := range rule.HTTP.Paths {
+					got = append(got, path{p.Path, *p.PathType})
+					if b := p.Backend.Service; b == nil || b.Name != fullname || b.Port.Number != 8080 {
+						t.Errorf("rule %d path %s goes to %+v, want %s:8080", i, p.Path, p.Backend, fullname)
+					}
+				}
+				if !slices.Equal(got, tt.want[i]) {
+					t.Errorf("rule %d (host %q) paths = %v, want %v", i, rule.Host, got, tt.want[i])
+				}
+			}
+		})
+	}
+	if n := len(all[*networkingv1.Ingress](render(t, parseValues(t, actions)))); n != 0 {
+		t.Errorf("action links rendered %d Ingresses with ingress.enabled false, want 0", n)
+	}
+}
+
+// TestNotesActions checks NOTES says where the action pages live and what must reach them.
+func TestNotesActions(t *testing.T) {
+	const actions = "sentry: {url: 'https://s'}\nactions: {publicURL: 'https://relay.example/', authToken: at-secret-1234, key: ak-secret-1234}\n"
+	tests := []struct {
+		name    string
+		values  string
+		want    []string
+		notWant []string
+	}{
+		{name: "off", values: "", notWant: []string{"/action", "canary"}},
+		{name: "no ingress", values: actions,
+			want: []string{"https://relay.example/action/\n", "ingress.enabled is false", "http://" + fullname + "." + namespace + ".svc:8080"}},
+		{name: "ingress on its host", values: actions + "ingress: {enabled: true, hosts: [{host: relay.example, paths: [{path: /sentry, pathType: Prefix}]}]}",
+			want: []string{"https://relay.example/action/\n", "The ingress routes /action"}, notWant: []string{"ingress.enabled is false", "none of ingress.hosts"}},
+		{name: "ingress for any host", values: actions + "ingress: {enabled: true, hosts: [{paths: [{path: /sentry, pathType: Prefix}]}]}",
+			notWant: []string{"none of ingress.hosts"}},
+		{name: "ingress elsewhere", values: "sentry: {url: 'https://s'}\nactions: {publicURL: 'https://relay.example:8443', authToken: at, key: ak}\ningress: {enabled: true}",
+			want: []string{"https://relay.example:8443/action/", "relay.example (actions.publicURL) is none of ingress.hosts"}},
+		{name: "canary", values: "canary: {dsn: 'https://canary-secret-1234@s/2', interval: 3h}",
+			want: []string{"every 3h", "alert rule must send to the webhook URL above"}},
+		{name: "canary default interval", values: "canary: {dsn: 'https://c@s/2'}", want: []string{"every 6h"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			notes := render(t, parseValues(t, tt.values)).notes
+			for _, w := range tt.want {
+				if !strings.Contains(notes, w) {
+					t.Errorf("NOTES lack %q:\n%s", w, notes)
+				}
+			}
+			for _, w := range append(tt.notWant, "secret-1234") {
+				if strings.Contains(notes, w) {
+					t.Errorf("NOTES contain %q:\n%s", w, notes)
+				}
+			}
+		})
+	}
+}
+
+// TestSecretValuesStayInSecrets renders every secret setting and checks none of the values
+// appears in plain text anywhere in the output (Secret data is base64), NOTES included.
+func TestSecretValuesStayInSecrets(t *testing.T) {
+	vals := valuesFile(t, filepath.Join(chartDir, "ci", "full-values.yaml"))
+	secrets := []string{
+		"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", // token, client secret
+		"fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210",
+		"SEC00000000000000000000000000000000000000000000000000000000000000",
+		"legacy-token-0123",
+		"https://public@sentry.example.com/42",
+		"sntrys-auth-token-0123",
+		"action-key-0123456789abcdef0123456789abcdef0123456789abcdef",
+		"https://canary@sentry.example.com/43",
+		"smtp-password-0123",
+		"0a1b2c3d0a1b2c3d0a1b2c3d0a1b2c3d0a1b2c3d0a1b2c3d0a1b2c3d0a1b2c3d", // routes file
+	}
+	files, err := renderRaw(t, vals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, out := range files {
+		for _, s := range secrets {
+			if strings.Contains(out, s) {
+				t.Errorf("%s prints the secret value %q", name, s)
+			}
+		}
+	}
+	// The values above are the ones full-values.yaml sets: each reaches a Secret.
+	var data []string
+	for _, s := range all[*corev1.Secret](render(t, vals)) {
+		for _, v := range s.Data {
+			data = append(data, string(v))
+		}
+	}
+	inSecrets := strings.Join(data, "\n")
+	for _, s := range secrets {
+		if !strings.Contains(inSecrets, s) {
+			t.Errorf("%q is in no Secret: full-values.yaml and this test disagree", s)
+		}
 	}
 }

@@ -106,13 +106,26 @@ dingtalk-tokens: {{ join "\n" . | quote }}
 dingtalk-secrets: {{ join "\n" . | quote }}
 {{- end }}
 {{- with .Values.sentry.clientSecret }}
-sentry-client-secret: {{ . | quote }}
+{{- /* A list is one secret per Sentry integration, one per line as the relay reads them. */}}
+sentry-client-secret: {{ ternary (join "\n" .) . (kindIs "slice" .) | quote }}
 {{- end }}
 {{- with .Values.sentry.webhookToken }}
 webhook-token: {{ . | quote }}
 {{- end }}
 {{- with .Values.sentry.dsn }}
 sentry-dsn: {{ . | quote }}
+{{- end }}
+{{- with .Values.actions.authToken }}
+sentry-auth-token: {{ . | quote }}
+{{- end }}
+{{- with .Values.actions.key }}
+action-key: {{ . | quote }}
+{{- end }}
+{{- with .Values.canary.dsn }}
+canary-dsn: {{ . | quote }}
+{{- end }}
+{{- with .Values.smtp.url }}
+smtp-url: {{ . | quote }}
 {{- end }}
 {{- if and .Values.redis.enabled .Values.redis.url }}
 redis-url: {{ .Values.redis.url | quote }}
@@ -153,9 +166,28 @@ print secret values.
 {{- if .Values.sentry.clientSecret }}{{ $inline = append $inline "sentry.clientSecret" }}{{ end }}
 {{- if .Values.sentry.webhookToken }}{{ $inline = append $inline "sentry.webhookToken" }}{{ end }}
 {{- if .Values.sentry.dsn }}{{ $inline = append $inline "sentry.dsn" }}{{ end }}
+{{- if .Values.actions.authToken }}{{ $inline = append $inline "actions.authToken" }}{{ end }}
+{{- if .Values.actions.key }}{{ $inline = append $inline "actions.key" }}{{ end }}
+{{- if .Values.canary.dsn }}{{ $inline = append $inline "canary.dsn" }}{{ end }}
+{{- if .Values.smtp.url }}{{ $inline = append $inline "smtp.url" }}{{ end }}
 {{- if .Values.redis.url }}{{ $inline = append $inline "redis.url" }}{{ end }}
 {{- if $inline }}
 {{- fail (printf "existingSecret is set, so the chart creates no Secret and would ignore %s: put those values in the Secret %q (keys in existingSecretKeys) or unset existingSecret" (join ", " $inline) .Values.existingSecret) }}
+{{- end }}
+{{- end }}
+{{- /* With existingSecret the chart cannot see the token and key: the relay checks those. */}}
+{{- if not .Values.existingSecret }}
+{{- with .Values.actions }}
+{{- $missing := list }}
+{{- if not .publicURL }}{{ $missing = append $missing "actions.publicURL" }}{{ end }}
+{{- if not .authToken }}{{ $missing = append $missing "actions.authToken" }}{{ end }}
+{{- if not .key }}{{ $missing = append $missing "actions.key" }}{{ end }}
+{{- if and $missing (lt (len $missing) 3) }}
+{{- fail (printf "action links need actions.publicURL, actions.authToken and actions.key together (the relay refuses to start otherwise): set %s, or unset the others" (join " and " $missing)) }}
+{{- end }}
+{{- if and .publicURL (not $.Values.sentry.url) (not $.Values.sentry.clientSecret) }}
+{{- fail "action links need sentry.url when sentry.clientSecret is not set: the relay calls Sentry with actions.authToken, and an unsigned webhook must not choose where to" }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- $tokens := len .Values.dingtalk.tokens }}
@@ -206,7 +238,11 @@ Service and the /data volume depend on them.
   (list "DINGTALK_SECRETS" "dingtalk-secrets" $keys.dingtalkSecrets)
   (list "SENTRY_CLIENT_SECRET" "sentry-client-secret" $keys.sentryClientSecret)
   (list "RELAY_WEBHOOK_TOKEN" "webhook-token" $keys.webhookToken)
-  (list "SENTRY_DSN" "sentry-dsn" $keys.sentryDSN) }}
+  (list "SENTRY_DSN" "sentry-dsn" $keys.sentryDSN)
+  (list "SENTRY_AUTH_TOKEN" "sentry-auth-token" $keys.sentryAuthToken)
+  (list "RELAY_ACTION_KEY" "action-key" $keys.actionKey)
+  (list "RELAY_CANARY_DSN" "canary-dsn" $keys.canaryDSN)
+  (list "RELAY_SMTP_URL" "smtp-url" $keys.smtpURL) }}
 - name: RELAY_ADDR
   value: {{ printf ":%d" (int .Values.containerPort) | quote }}
 - name: RELAY_DATA_DIR
@@ -255,6 +291,26 @@ limit while several replicas run, and exceed DingTalk's limit. Better not to sta
 - name: SENTRY_URL
   value: {{ . | quote }}
 {{- end }}
+{{- with .Values.actions.publicURL }}
+- name: RELAY_PUBLIC_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.actions.ttl }}
+- name: RELAY_ACTION_TTL
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.canary.interval }}
+- name: RELAY_CANARY_INTERVAL
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.canary.timeout }}
+- name: RELAY_CANARY_TIMEOUT
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.smtp.from }}
+- name: RELAY_SMTP_FROM
+  value: {{ . | quote }}
+{{- end }}
 {{- with .Values.config }}
 {{- with .language }}
 - name: RELAY_LANGUAGE
@@ -283,6 +339,14 @@ limit while several replicas run, and exceed DingTalk's limit. Better not to sta
 {{- end }}
 {{- with .shutdownTimeout }}
 - name: RELAY_SHUTDOWN_TIMEOUT
+  value: {{ . | quote }}
+{{- end }}
+{{- with .fallbackAfter }}
+- name: RELAY_FALLBACK_AFTER
+  value: {{ . | quote }}
+{{- end }}
+{{- with .quietAlert }}
+- name: RELAY_QUIET_ALERT
   value: {{ . | quote }}
 {{- end }}
 {{- with .logLevel }}
