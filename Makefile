@@ -59,10 +59,22 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzCutBytes -fuzztime 30s ./formatter
 	$(GO) test -run XXX -fuzz FuzzDecodeAlert -fuzztime 30s ./relay/queue
 	$(GO) test -run XXX -fuzz FuzzDecodeDeliveryRecord -fuzztime 30s ./relay/queue
+	$(GO) test -run XXX -fuzz FuzzReadSegment -fuzztime 30s ./relay/queue
+	$(GO) test -run XXX -fuzz FuzzObserve -fuzztime 30s ./relay/watch
+	$(GO) test -run XXX -fuzz FuzzEscapeMD -fuzztime 30s ./relay/feishu
+	$(GO) test -run XXX -fuzz FuzzCard -fuzztime 30s ./relay/feishu
+	$(GO) test -run XXX -fuzz FuzzEscapeMarkdown -fuzztime 30s ./relay/wecom
+	$(GO) test -run XXX -fuzz FuzzCard -fuzztime 30s ./relay/wecom
+	$(GO) test -run XXX -fuzz FuzzParseSMTPURL -fuzztime 30s ./relay/email
+	$(GO) test -run XXX -fuzz FuzzHTMLIsInert -fuzztime 30s ./relay/email
+	$(GO) test -run XXX -fuzz FuzzOpen -fuzztime 30s ./relay/action
+	$(GO) test -run XXX -fuzz FuzzParseClaim -fuzztime 30s ./relay/action
+	$(GO) test -run XXX -fuzz FuzzRetryAfter -fuzztime 30s ./relay/stdwebhook
+	$(GO) test -run XXX -fuzz FuzzPayload -fuzztime 30s ./relay/stdwebhook
 
 # Rewrite the golden cards after a deliberate change; review the diff.
 golden:
-	$(GO) test ./formatter/sentry -run TestGoldenCards -update
+	$(GO) test -count=1 ./formatter/sentry ./relay/action ./relay/email ./relay/feishu ./relay/stdwebhook ./relay/watch ./relay/wecom -update
 
 clean:
 	rm -rf bin data
