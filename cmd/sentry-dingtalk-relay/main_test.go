@@ -301,7 +301,7 @@ func TestSmoke(t *testing.T) {
 	if !strings.HasPrefix(msg, "sentry-dingtalk-relay smoke test ") || ev["level"] != "error" || ev["environment"] != "smoke" {
 		t.Errorf("event %v", ev)
 	}
-	for _, want := range []string{"event id: " + ev["event_id"].(string), "look for this title in DingTalk: " + msg, "/api/42/store/", "sentry_key=publickey123", "curl"} {
+	for _, want := range []string{"event id: " + ev["event_id"].(string), "look for this title in DingTalk: " + msg, "/api/42/store/", "sentry_key=publickey123", "curl", "Send to DingTalk with these"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}

@@ -23,14 +23,14 @@ import (
 func smoke(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("smoke", flag.ContinueOnError)
 	fs.SetOutput(stdout)
-	dsn := fs.String("dsn", "", "DSN of the Sentry project whose alert rule notifies the relay (required)")
+	dsn := fs.String("dsn", "", "DSN of the Sentry project whose alert notifies the relay (required)")
 	env := fs.String("environment", "smoke", "environment of the event")
 	timeout := fs.Duration("timeout", 15*time.Second, "how long to wait for Sentry")
 	if err := fs.Parse(args); err != nil {
 		return errSilent
 	}
 	if *dsn == "" {
-		return errors.New("smoke needs --dsn: the DSN of the project whose alert rule sends to the relay (Project Settings > Client Keys)")
+		return errors.New("smoke needs --dsn: the DSN of the project whose alert sends to the relay (Project Settings > Client Keys)")
 	}
 	parsed, err := sentry.NewDsn(*dsn)
 	if err != nil {
@@ -68,7 +68,7 @@ func smoke(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "event id: %s\n", *eventID)
 	}
 	fmt.Fprintf(stdout, "look for this title in DingTalk: %s\n", title)
-	fmt.Fprintf(stdout, "(the project needs an alert rule \"A new issue is created\" with the action \"Send a notification via\" the relay's integration or legacy WebHooks)\n\n")
+	fmt.Fprintf(stdout, "(the project needs an alert (Automation) \"A new issue is created\" whose action is the relay's integration: \"Send to DingTalk with these...\" once its schema is installed, \"Send a notification via <integration>\" otherwise; or a legacy webhook)\n\n")
 	fmt.Fprintf(stdout, "the same test with curl (a new unique message, so it makes a new issue):\n%s\n", curlCommand(parsed))
 	return nil
 }
