@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dingtalk/dingtalktest"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/notify/notifytest"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/queue"
 )
 
@@ -133,7 +134,7 @@ func TestAdminCommandsNeverCreateAStore(t *testing.T) {
 // line must not put the access token on the screen.
 func TestTestCommandScrubsEchoedSecrets(t *testing.T) {
 	dt := dingtalktest.New(dingtalktest.Robot{Token: tok1, Secret: sec1})
-	dt.Faults(dingtalktest.FaultEcho, 1)
+	dt.FaultShare(notifytest.FaultEcho, 1)
 	ts := dt.Start(t)
 	cmd := exec.Command(binary, "test")
 	cmd.Env = []string{"DINGTALK_TOKENS=" + tok1, "DINGTALK_SECRETS=" + sec1, "DINGTALK_API_URL=" + ts.URL + "/robot/send"}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dingtalk/dingtalktest"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/notify/notifytest"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/queue/redistest"
 )
 
@@ -31,7 +32,7 @@ func TestRedisReplicas(t *testing.T) {
 	const n = 300
 	// DingTalk fails during the first half: the relays read entries and
 	// keep them unacknowledged while they retry.
-	dt.Faults(dingtalktest.FaultBadGateway, 1)
+	dt.FaultShare(notifytest.FaultBadGateway, 1)
 	for i := range n {
 		target := a
 		if i%2 == 1 || i >= n/2 {
@@ -41,7 +42,7 @@ func TestRedisReplicas(t *testing.T) {
 			// Mid-storm, holding leases and unacknowledged entries: b must
 			// take over both once the lease lapses and the entries idle.
 			a.kill()
-			dt.Faults(0, 0)
+			dt.FaultShare(0, 0)
 		}
 		if status, answer := target.post(t, "/sentry/webhook", legacyAlert(i), ""); status != 202 {
 			t.Fatalf("alert %d: %d %v", i, status, answer)

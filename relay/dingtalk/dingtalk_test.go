@@ -15,6 +15,7 @@ import (
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dingtalk"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dingtalk/dingtalktest"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/notify"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/notify/notifytest"
 )
 
 const (
@@ -52,7 +53,7 @@ func TestNotifyOutcomes(t *testing.T) {
 		robot       dingtalk.Robot
 		keyword     string
 		script      []dingtalktest.Reply
-		fault       dingtalktest.Fault
+		fault       notifytest.Fault
 		wantCode    int
 		wantVerdict notify.Verdict
 		wantRetry   bool
@@ -70,14 +71,14 @@ func TestNotifyOutcomes(t *testing.T) {
 		{name: "too long", server: dingtalktest.Robot{Token: token}, robot: dingtalk.Robot{Token: token}, script: []dingtalktest.Reply{{ErrCode: 460101}}, wantCode: 460101, wantVerdict: notify.Content},
 		{name: "unsafe link", server: dingtalktest.Robot{Token: token}, robot: dingtalk.Robot{Token: token}, script: []dingtalktest.Reply{{Status: 400, ErrCode: 430101}}, wantCode: 430101, wantVerdict: notify.Content},
 		{name: "robot disabled", server: dingtalktest.Robot{Token: token}, robot: dingtalk.Robot{Token: token}, script: []dingtalktest.Reply{{ErrCode: 400102}}, wantCode: 400102, wantVerdict: notify.Refused},
-		{name: "gateway 502", server: dingtalktest.Robot{Token: token}, robot: dingtalk.Robot{Token: token}, fault: dingtalktest.FaultBadGateway, wantVerdict: notify.Retry, wantRetry: true},
-		{name: "connection reset", server: dingtalktest.Robot{Token: token}, robot: dingtalk.Robot{Token: token}, fault: dingtalktest.FaultReset, wantVerdict: notify.Retry, wantRetry: true},
+		{name: "gateway 502", server: dingtalktest.Robot{Token: token}, robot: dingtalk.Robot{Token: token}, fault: notifytest.FaultBadGateway, wantVerdict: notify.Retry, wantRetry: true},
+		{name: "connection reset", server: dingtalktest.Robot{Token: token}, robot: dingtalk.Robot{Token: token}, fault: notifytest.FaultReset, wantVerdict: notify.Retry, wantRetry: true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			srv, client, endpoint := setup(t, c.server)
 			srv.Script(c.robot.Token, c.script...)
 			if c.fault != 0 {
-				srv.Faults(c.fault, 1)
+				srv.FaultShare(c.fault, 1)
 			}
 			robot := c.robot
 			robot.Name, robot.URL = "robot-1", endpoint
@@ -316,16 +317,16 @@ func TestRedactURL(t *testing.T) {
 func TestRepliesAreScrubbedOfSecrets(t *testing.T) {
 	for _, c := range []struct {
 		name  string
-		fault dingtalktest.Fault
+		fault notifytest.Fault
 		reply *dingtalktest.Reply
 	}{
-		{name: "gateway echoes the request line", fault: dingtalktest.FaultEcho},
+		{name: "gateway echoes the request line", fault: notifytest.FaultEcho},
 		{name: "errmsg quotes the token and secret", reply: &dingtalktest.Reply{ErrCode: 310000, ErrMsg: "sign not match for access_token=" + token + " secret " + secret}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			srv, client, endpoint := setup(t, dingtalktest.Robot{Token: token, Secret: secret})
 			if c.fault != 0 {
-				srv.Faults(c.fault, 1)
+				srv.FaultShare(c.fault, 1)
 			}
 			if c.reply != nil {
 				srv.Script(token, *c.reply)

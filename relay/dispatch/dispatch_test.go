@@ -19,6 +19,7 @@ import (
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dispatch"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/metrics"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/notify"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/notify/notifytest"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/queue"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/ratelimit"
 )
@@ -246,11 +247,11 @@ func TestStormSameIssue(t *testing.T) {
 // TestFaults: the double fails a third of requests (502, resets, and
 // replies lost after it accepted the message): every alert arrives once.
 func TestFaults(t *testing.T) {
-	for _, f := range []dingtalktest.Fault{dingtalktest.FaultBadGateway, dingtalktest.FaultReset, dingtalktest.FaultLostReply} {
+	for _, f := range []notifytest.Fault{notifytest.FaultBadGateway, notifytest.FaultReset, notifytest.FaultLostReply} {
 		synctest.Test(t, func(t *testing.T) {
 			e := newEnv(t, 1, 24*time.Hour)
 			defer e.stop()
-			e.dt.Faults(f, 1.0/3)
+			e.dt.FaultShare(f, 1.0/3)
 			for i := range 60 {
 				e.alert(i)
 				time.Sleep(5 * time.Second) // one every 5 s: mostly single cards
@@ -384,7 +385,7 @@ func TestTransientBackoffGrowsAndIsCapped(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, 1, 24*time.Hour)
 		defer e.stop()
-		e.dt.Faults(dingtalktest.FaultBadGateway, 1)
+		e.dt.FaultShare(notifytest.FaultBadGateway, 1)
 		e.alert(1)
 		var times []time.Time
 		last := 0
@@ -452,7 +453,7 @@ func TestOneRobotsTroubleDoesNotDelayOthers(t *testing.T) {
 		e := newEnv(t, 2, 24*time.Hour)
 		defer e.stop()
 		// Robot 1 answers slowly and fails; robot 2 must not wait for it.
-		e.dt.Faults(dingtalktest.FaultBadGateway, 0)
+		e.dt.FaultShare(notifytest.FaultBadGateway, 0)
 		bad := e.robots[0].Token
 		var script []dingtalktest.Reply
 		for range 50 {

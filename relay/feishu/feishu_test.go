@@ -18,6 +18,7 @@ import (
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/feishu"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/feishu/feishutest"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/notify"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/notify/notifytest"
 )
 
 const (
@@ -398,7 +399,7 @@ func TestReplyWithoutCode(t *testing.T) {
 
 func TestFaultsAreRetried(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		for _, f := range []feishutest.Fault{feishutest.FaultBadGateway, feishutest.FaultReset} {
+		for _, f := range []notifytest.Fault{notifytest.FaultBadGateway, notifytest.FaultReset} {
 			srv, r := setup(t, feishutest.Bot{Token: token}, feishu.Config{})
 			srv.Faults(f, 1)
 			if v, e := notify.VerdictOf(send(t, r, formatter.Item{Alert: alert()})); v != notify.Retry || e == nil {

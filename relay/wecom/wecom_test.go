@@ -15,6 +15,7 @@ import (
 
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/notify"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/notify/notifytest"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/wecom"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/wecom/wecomtest"
 )
@@ -321,7 +322,7 @@ func TestReplyWithoutErrcode(t *testing.T) {
 }
 
 func TestFaultsAreRetried(t *testing.T) {
-	for _, f := range []wecomtest.Fault{wecomtest.FaultBadGateway, wecomtest.FaultReset} {
+	for _, f := range []notifytest.Fault{notifytest.FaultBadGateway, notifytest.FaultReset} {
 		srv, r := setup(t)
 		srv.Faults(f, 1)
 		err := send(t, r, formatter.Item{Alert: alert()})

@@ -3,27 +3,24 @@
 // signature within an hour of its clock, the robot's keyword, the
 // 20000-byte body limit and 20 messages per minute per robot (then 130101
 // for 10 minutes). It drops repeats of a msgUuid, records what it accepted,
-// and can be told to fail.
+// and can be told to fail (notifytest's faults).
 package dingtalktest
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/dingtalk"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/notify/notifytest"
 )
 
 // Robot configures one robot the server knows.
@@ -56,22 +53,6 @@ type Reply struct {
 	ErrMsg  string
 }
 
-// Fault is a kind of injected failure.
-type Fault int
-
-const (
-	// FaultBadGateway answers HTTP 502 with an HTML body.
-	FaultBadGateway Fault = iota + 1
-	// FaultReset closes the connection without an answer.
-	FaultReset
-	// FaultLostReply handles the request (a message is accepted) and then
-	// closes the connection: the sender cannot tell it arrived.
-	FaultLostReply
-	// FaultEcho answers like a misconfigured gateway: HTTP 200 with a page
-	// that quotes the request line, access token and signature included.
-	FaultEcho
-)
-
 // Limits DingTalk applies.
 const (
 	MaxBody       = 20000
@@ -81,36 +62,31 @@ const (
 )
 
 // Server is a fake DingTalk robot API. Use it as an http.Handler (with
-// httptest.NewServer) or through Transport for tests without sockets.
+// Start) or through Transport for tests without sockets; the embedded
+// Double injects faults (all four kinds) and counts requests, and
+// MaxInWindow counts accepted messages per token.
 type Server struct {
-	// Now is the server's clock; nil means time.Now.
-	Now func() time.Time
+	*notifytest.Double
+
+	script notifytest.Script[Reply]
 
 	mu       sync.Mutex
 	robots   map[string]Robot
-	sent     map[string][]time.Time // per token, accepted send times
-	banned   map[string]time.Time   // per token, ban end
+	banned   map[string]time.Time // per token, ban end
 	uuids    map[string]bool
 	messages []Message
-	script   map[string][]Reply
-	replies  map[string]int // errcode -> count of answers with it
-	requests int
-	fault    Fault
-	ratio    float64
-	rnd      *rand.Rand
+	replies  map[int]int // errcode -> count of answers with it
 }
 
 // New returns a server that knows the given robots.
 func New(robots ...Robot) *Server {
 	s := &Server{
 		robots:  map[string]Robot{},
-		sent:    map[string][]time.Time{},
 		banned:  map[string]time.Time{},
 		uuids:   map[string]bool{},
-		script:  map[string][]Reply{},
-		replies: map[string]int{},
-		rnd:     rand.New(rand.NewPCG(1, 2)),
+		replies: map[int]int{},
 	}
+	s.Double = notifytest.New(s.answer)
 	for _, r := range robots {
 		s.robots[r.Token] = r
 	}
@@ -126,16 +102,7 @@ func (s *Server) Start(t interface{ Cleanup(func()) }) *httptest.Server {
 
 // Script queues answers for the next requests to token, before any check.
 func (s *Server) Script(token string, replies ...Reply) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.script[token] = append(s.script[token], replies...)
-}
-
-// Faults makes a share of requests (0..1) fail in the given way.
-func (s *Server) Faults(f Fault, ratio float64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.fault, s.ratio = f, ratio
+	s.script.Add(token, replies...)
 }
 
 // Messages returns the accepted messages, of one token or of all when
@@ -156,117 +123,14 @@ func (s *Server) Messages(token string) []Message {
 func (s *Server) Replies(code int) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.replies[strconv.Itoa(code)]
+	return s.replies[code]
 }
 
-// Requests returns how many requests arrived, faults included.
-func (s *Server) Requests() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.requests
-}
-
-// MaxInWindow returns the most messages token had accepted in any window
-// of the given length.
-func (s *Server) MaxInWindow(token string, window time.Duration) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	times := s.sent[token]
-	best, j := 0, 0
-	for i := range times {
-		for times[i].Sub(times[j]) >= window {
-			j++
-		}
-		best = max(best, i-j+1)
-	}
-	return best
-}
-
-func (s *Server) now() time.Time {
-	if s.Now != nil {
-		return s.Now()
-	}
-	return time.Now()
-}
-
-// injected decides whether this request fails by fault injection.
-func (s *Server) injected() Fault {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.requests++
-	if s.fault != 0 && s.rnd.Float64() < s.ratio {
-		return s.fault
-	}
-	return 0
-}
-
-// ServeHTTP implements the robot send API.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	switch s.injected() {
-	case FaultBadGateway:
-		w.Header().Set("Content-Type", "text/html")
-		w.WriteHeader(http.StatusBadGateway)
-		io.WriteString(w, "<html><body>502 Bad Gateway</body></html>")
-		return
-	case FaultEcho:
-		w.Header().Set("Content-Type", "text/html")
-		io.WriteString(w, echoPage(r))
-		return
-	case FaultLostReply:
-		s.handle(r)
-		fallthrough
-	case FaultReset:
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				if tc, ok := conn.(*net.TCPConn); ok {
-					tc.SetLinger(0)
-				}
-				conn.Close()
-				return
-			}
-		}
-		w.WriteHeader(http.StatusBadGateway)
-		return
-	}
-	status, code, msg := s.handle(r)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]any{"errcode": code, "errmsg": msg})
-}
-
-// Transport returns a RoundTripper that calls s directly, without sockets,
-// for tests on virtual time (testing/synctest).
-func (s *Server) Transport() http.RoundTripper { return roundTripper{s} }
-
-type roundTripper struct{ s *Server }
-
-func (rt roundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Body != nil {
-		defer r.Body.Close()
-	}
-	switch rt.s.injected() {
-	case FaultLostReply:
-		rt.s.handle(r)
-		return nil, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
-	case FaultReset:
-		return nil, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
-	case FaultBadGateway:
-		return &http.Response{StatusCode: 502, Body: io.NopCloser(strings.NewReader("bad gateway")), Header: http.Header{}, Request: r}, nil
-	case FaultEcho:
-		return &http.Response{StatusCode: 200, Body: io.NopCloser(strings.NewReader(echoPage(r))), Header: http.Header{}, Request: r}, nil
-	}
-	status, code, msg := rt.s.handle(r)
+// answer is DingTalk's JSON reply to r.
+func (s *Server) answer(r *http.Request, clock func() time.Time, calls *notifytest.Calls) notifytest.Answer {
+	status, code, msg := s.handle(r, clock, calls)
 	body, _ := json.Marshal(map[string]any{"errcode": code, "errmsg": msg})
-	return &http.Response{
-		StatusCode: status, Status: http.StatusText(status), Request: r,
-		Header: http.Header{"Content-Type": {"application/json"}},
-		Body:   io.NopCloser(bytes.NewReader(body)),
-	}, nil
-}
-
-// echoPage is what a gateway that echoes requests answers.
-func echoPage(r *http.Request) string {
-	return "<html><body>upstream error for " + r.Method + " " + r.URL.RequestURI() + " (" + r.URL.Query().Get("sign") + ")</body></html>"
+	return notifytest.Answer{Status: status, Body: body}
 }
 
 type sendBody struct {
@@ -295,24 +159,18 @@ type sendBody struct {
 }
 
 // handle checks a request the way DingTalk does and returns the answer.
-func (s *Server) handle(r *http.Request) (status, code int, msg string) {
+func (s *Server) handle(r *http.Request, clock func() time.Time, calls *notifytest.Calls) (status, code int, msg string) {
 	defer func() {
 		s.mu.Lock()
-		s.replies[strconv.Itoa(code)]++
+		s.replies[code]++
 		s.mu.Unlock()
 	}()
 	q := r.URL.Query()
 	token := q.Get("access_token")
-	s.mu.Lock()
-	if replies := s.script[token]; len(replies) > 0 {
-		s.script[token] = replies[1:]
-		s.mu.Unlock()
-		st := replies[0].Status
-		if st == 0 {
-			st = http.StatusOK
-		}
-		return st, replies[0].ErrCode, replies[0].ErrMsg
+	if reply, ok := s.script.Next(token); ok {
+		return reply.Status, reply.ErrCode, reply.ErrMsg
 	}
+	s.mu.Lock()
 	robot, ok := s.robots[token]
 	s.mu.Unlock()
 	if r.Method != http.MethodPost {
@@ -324,7 +182,7 @@ func (s *Server) handle(r *http.Request) (status, code int, msg string) {
 	if !ok {
 		return http.StatusOK, 300001, "token is not exist"
 	}
-	now := s.now()
+	now := clock()
 	if robot.Secret != "" {
 		ts, err := strconv.ParseInt(q.Get("timestamp"), 10, 64)
 		if err != nil {
@@ -386,17 +244,11 @@ func (s *Server) handle(r *http.Request) (status, code int, msg string) {
 	if until, ok := s.banned[token]; ok && now.Before(until) {
 		return http.StatusOK, 130101, "send too fast, exceed 20 times per minute"
 	}
-	recent := 0
-	for _, t := range s.sent[token] {
-		if now.Sub(t) < time.Minute {
-			recent++
-		}
-	}
-	if recent >= PerMinute {
+	if len(calls.Recent(token, now, time.Minute)) >= PerMinute {
 		s.banned[token] = now.Add(BanDuration)
 		return http.StatusOK, 130101, "send too fast, exceed 20 times per minute"
 	}
-	s.sent[token] = append(s.sent[token], now)
+	calls.Record(token, now)
 	if m.MsgUUID != "" {
 		s.uuids[m.MsgUUID] = true
 	}
@@ -474,5 +326,5 @@ func CountIn(text, marker string) int {
 func (s *Server) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return fmt.Sprintf("dingtalktest: %d requests, %d messages, replies %v", s.requests, len(s.messages), s.replies)
+	return fmt.Sprintf("dingtalktest: %d requests, %d messages, replies %v", s.Requests(), len(s.messages), s.replies)
 }

@@ -4,26 +4,24 @@
 // per bot (then 11232), a body within 20 KB and JSON it can read (9499), a
 // valid signature within an hour of its clock when the bot signs (19021),
 // a known msg_type (19002) and the bot's keyword in the message (19024).
-// It records what it accepted and can be told to fail, or to echo the
-// request URL the way a gateway might.
+// It records what it accepted and can be told to fail (notifytest's
+// faults), or to echo the request URL the way a gateway might.
 package feishutest
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/feishu"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/notify/notifytest"
 )
 
 // Limits Feishu applies.
@@ -75,36 +73,25 @@ type Reply struct {
 	Legacy bool
 }
 
-// Fault is a kind of injected failure.
-type Fault int
-
-const (
-	// FaultBadGateway answers HTTP 502 with an HTML body.
-	FaultBadGateway Fault = iota + 1
-	// FaultReset closes the connection without an answer.
-	FaultReset
-)
-
 // Server is a fake Feishu custom-bot API. Use it as an http.Handler (with
-// Start) or through Transport for tests without sockets.
+// Start) or through Transport for tests without sockets; the embedded
+// Double injects faults and counts requests, and MaxInWindow counts every
+// request to a known bot: what Feishu's limits count.
 type Server struct {
-	// Now is the server's clock; nil means time.Now.
-	Now func() time.Time
+	*notifytest.Double
+
+	script notifytest.Script[Reply]
 
 	mu       sync.Mutex
 	bots     map[string]Bot
-	calls    map[string][]time.Time // per token, every request's time
 	messages []Message
-	script   []Reply
-	fault    Fault
-	faults   int
 	replies  map[int]int
-	requests int
 }
 
 // New returns a server that knows the given bots.
 func New(bots ...Bot) *Server {
-	s := &Server{bots: map[string]Bot{}, calls: map[string][]time.Time{}, replies: map[int]int{}}
+	s := &Server{bots: map[string]Bot{}, replies: map[int]int{}}
+	s.Double = notifytest.New(s.answer)
 	for _, b := range bots {
 		s.bots[b.Token] = b
 	}
@@ -121,16 +108,7 @@ func (s *Server) Start(t interface{ Cleanup(func()) }) string {
 
 // Script queues answers for the next requests, before any check.
 func (s *Server) Script(replies ...Reply) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.script = append(s.script, replies...)
-}
-
-// Faults makes the next n requests fail in the given way.
-func (s *Server) Faults(f Fault, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.fault, s.faults = f, n
+	s.script.Add("", replies...)
 }
 
 // Messages returns the accepted messages.
@@ -147,122 +125,21 @@ func (s *Server) Replies(code int) int {
 	return s.replies[code]
 }
 
-// Requests returns how many requests arrived, faults included.
-func (s *Server) Requests() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.requests
-}
-
-// MaxInWindow returns the most requests token had in any window of the
-// given length.
-func (s *Server) MaxInWindow(token string, window time.Duration) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	times := s.calls[token]
-	best, j := 0, 0
-	for i := range times {
-		for times[i].Sub(times[j]) >= window {
-			j++
-		}
-		best = max(best, i-j+1)
-	}
-	return best
-}
-
-func (s *Server) now() time.Time {
-	if s.Now != nil {
-		return s.Now()
-	}
-	return time.Now()
-}
-
-func (s *Server) injected() Fault {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.requests++
-	if s.faults > 0 {
-		s.faults--
-		return s.fault
-	}
-	return 0
-}
-
-// ServeHTTP implements the custom-bot webhook.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	switch s.injected() {
-	case FaultBadGateway:
-		w.Header().Set("Content-Type", "text/html")
-		w.WriteHeader(http.StatusBadGateway)
-		io.WriteString(w, "<html><body>502 Bad Gateway</body></html>")
-		return
-	case FaultReset:
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				if tc, ok := conn.(*net.TCPConn); ok {
-					tc.SetLinger(0)
-				}
-				conn.Close()
-				return
-			}
-		}
-		w.WriteHeader(http.StatusBadGateway)
-		return
-	}
-	status, body := s.answer(r)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	w.Write(body)
-}
-
-// Transport returns a RoundTripper that calls s directly, without sockets,
-// for tests on virtual time (testing/synctest).
-func (s *Server) Transport() http.RoundTripper { return roundTripper{s} }
-
-type roundTripper struct{ s *Server }
-
-func (rt roundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Body != nil {
-		defer r.Body.Close()
-	}
-	switch rt.s.injected() {
-	case FaultReset:
-		return nil, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
-	case FaultBadGateway:
-		return &http.Response{StatusCode: 502, Body: io.NopCloser(strings.NewReader("bad gateway")), Header: http.Header{}, Request: r}, nil
-	}
-	status, body := rt.s.answer(r)
-	return &http.Response{
-		StatusCode: status, Status: http.StatusText(status), Request: r,
-		Header: http.Header{"Content-Type": {"application/json"}},
-		Body:   io.NopCloser(bytes.NewReader(body)),
-	}, nil
-}
-
-func (s *Server) answer(r *http.Request) (int, []byte) {
-	s.mu.Lock()
-	var scripted *Reply
-	if len(s.script) > 0 {
-		scripted = &s.script[0]
-		s.script = s.script[1:]
-	}
-	s.mu.Unlock()
-	if scripted == nil {
-		code, msg := s.handle(r)
-		return http.StatusOK, s.encode(code, msg, false)
-	}
-	status := scripted.Status
-	if status == 0 {
-		status = http.StatusOK
+// answer is the reply to r: the next scripted one, else Feishu's.
+func (s *Server) answer(r *http.Request, clock func() time.Time, calls *notifytest.Calls) notifytest.Answer {
+	scripted, ok := s.script.Next("")
+	if !ok {
+		code, msg := s.handle(r, clock, calls)
+		return notifytest.Answer{Body: s.encode(code, msg, false)}
 	}
 	echo := ""
 	if scripted.EchoURL {
-		echo = " request: " + r.Method + " " + r.URL.RequestURI()
+		echo = " request: " + notifytest.RequestLine(r)
 	}
 	if scripted.Raw != "" {
-		return status, []byte(scripted.Raw + echo)
+		return notifytest.Answer{Status: scripted.Status, Body: []byte(scripted.Raw + echo)}
 	}
-	return status, s.encode(scripted.Code, scripted.Msg+echo, scripted.Legacy)
+	return notifytest.Answer{Status: scripted.Status, Body: s.encode(scripted.Code, scripted.Msg+echo, scripted.Legacy)}
 }
 
 // encode is Feishu's answer: code and msg, and on success the legacy
@@ -296,22 +173,16 @@ var atRE = regexp.MustCompile(`<at id=([^>\s]+)></at>`)
 
 // handle checks a request the way Feishu does and returns its code and
 // msg.
-func (s *Server) handle(r *http.Request) (int, string) {
+func (s *Server) handle(r *http.Request, clock func() time.Time, calls *notifytest.Calls) (int, string) {
 	token, ok := strings.CutPrefix(r.URL.Path, PathPrefix)
-	now := s.now()
+	now := clock()
 	s.mu.Lock()
 	bot, known := s.bots[token]
 	var minute, second int
 	if ok && known {
-		for _, t := range s.calls[token] {
-			if d := now.Sub(t); d < time.Minute {
-				minute++
-				if d < time.Second {
-					second++
-				}
-			}
-		}
-		s.calls[token] = append(s.calls[token], now)
+		minute = len(calls.Recent(token, now, time.Minute))
+		second = len(calls.Recent(token, now, time.Second))
+		calls.Record(token, now)
 	}
 	s.mu.Unlock()
 	if !ok || !known || r.Method != http.MethodPost {

@@ -9,21 +9,21 @@ package stdwebhooktest
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/notify/notifytest"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/stdwebhook"
 )
 
@@ -59,10 +59,12 @@ type Reply struct {
 }
 
 // Server is a fake webhook endpoint. Use it as an http.Handler (with Start
-// or httptest.NewServer) or through Transport for tests without sockets.
+// or httptest.NewServer) or through Transport for tests without sockets;
+// the embedded Double injects faults and counts requests, and
+// MaxInWindow("", window) counts the requests taken.
 type Server struct {
-	// Now is the server's clock; nil means time.Now.
-	Now func() time.Time
+	*notifytest.Double
+
 	// Path is where the endpoint listens; other paths answer 404.
 	Path string
 	// MaxBody is the largest body taken; larger ones answer 413.
@@ -70,13 +72,12 @@ type Server struct {
 	// PerMinute limits requests a minute, 0 for no limit.
 	PerMinute int
 
+	wh     *standardwebhooks.Webhook
+	script notifytest.Script[Reply]
+
 	mu         sync.Mutex
-	wh         *standardwebhooks.Webhook
-	script     []Reply
 	deliveries []Delivery
 	ids        map[string]bool
-	accepted   []time.Time
-	requests   int
 	repeats    int
 	statuses   map[int]int
 }
@@ -87,7 +88,9 @@ func New(secret string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{Path: DefaultPath, MaxBody: DefaultMaxBody, wh: wh, ids: map[string]bool{}, statuses: map[int]int{}}, nil
+	s := &Server{Path: DefaultPath, MaxBody: DefaultMaxBody, wh: wh, ids: map[string]bool{}, statuses: map[int]int{}}
+	s.Double = notifytest.New(s.answer)
+	return s, nil
 }
 
 // Start serves s on a loopback port until the test ends and returns the
@@ -100,9 +103,7 @@ func (s *Server) Start(t interface{ Cleanup(func()) }) string {
 
 // Script queues answers for the next requests.
 func (s *Server) Script(replies ...Reply) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.script = append(s.script, replies...)
+	s.script.Add("", replies...)
 }
 
 // Deliveries returns the requests taken, each webhook-id once.
@@ -110,13 +111,6 @@ func (s *Server) Deliveries() []Delivery {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Delivery(nil), s.deliveries...)
-}
-
-// Requests returns how many requests arrived, failed ones included.
-func (s *Server) Requests() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.requests
 }
 
 // Repeats returns how many requests repeated a webhook-id already taken.
@@ -133,100 +127,31 @@ func (s *Server) Statuses(status int) int {
 	return s.statuses[status]
 }
 
-func (s *Server) now() time.Time {
-	if s.Now != nil {
-		return s.Now()
-	}
-	return time.Now()
-}
-
-// answer is what the endpoint says to one request.
-type answer struct {
-	status int
-	header http.Header
-	body   string
-	reset  bool
-}
-
-// ServeHTTP implements the endpoint.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	a := s.handle(r)
-	if a.reset {
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				if tc, ok := conn.(*net.TCPConn); ok {
-					tc.SetLinger(0)
-				}
-				conn.Close()
-				return
-			}
-		}
-	}
-	for k, vs := range a.header {
-		w.Header()[k] = vs
-	}
-	if w.Header().Get("Content-Type") == "" {
-		w.Header().Set("Content-Type", "application/json")
-	}
-	w.WriteHeader(a.status)
-	io.WriteString(w, a.body)
-}
-
-// Transport returns a RoundTripper that calls s directly, without sockets,
-// for tests on virtual time (testing/synctest).
-func (s *Server) Transport() http.RoundTripper { return roundTripper{s} }
-
-type roundTripper struct{ s *Server }
-
-func (rt roundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
-	a := rt.s.handle(r)
-	if r.Body != nil {
-		r.Body.Close()
-	}
-	if a.reset {
-		return nil, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
-	}
-	h := a.header.Clone()
-	if h == nil {
-		h = http.Header{}
-	}
-	return &http.Response{
-		StatusCode: a.status, Status: strconv.Itoa(a.status) + " " + http.StatusText(a.status),
-		Header: h, Body: io.NopCloser(strings.NewReader(a.body)), Request: r,
-	}, nil
-}
-
-func failure(status int, format string, args ...any) answer {
+func failure(status int, format string, args ...any) notifytest.Answer {
 	b, _ := json.Marshal(map[string]string{"error": fmt.Sprintf(format, args...)})
-	return answer{status: status, body: string(b)}
+	return notifytest.Answer{Status: status, Body: b}
+}
+
+// answer is the reply to r: the next scripted one, else the endpoint's.
+func (s *Server) answer(r *http.Request, clock func() time.Time, calls *notifytest.Calls) (a notifytest.Answer) {
+	defer func() {
+		s.mu.Lock()
+		s.statuses[cmp.Or(a.Status, http.StatusOK)]++
+		s.mu.Unlock()
+	}()
+	scripted, ok := s.script.Next("")
+	if !ok {
+		return s.handle(r, clock, calls)
+	}
+	body := scripted.Body
+	if scripted.Echo {
+		body += " (" + notifytest.RequestLine(r) + " HTTP/1.1)"
+	}
+	return notifytest.Answer{Status: scripted.Status, Header: scripted.Header, Body: []byte(body), Reset: scripted.Reset}
 }
 
 // handle checks a request the way a careful endpoint does.
-func (s *Server) handle(r *http.Request) (a answer) {
-	s.mu.Lock()
-	s.requests++
-	var scripted *Reply
-	if len(s.script) > 0 {
-		scripted = &s.script[0]
-		s.script = s.script[1:]
-	}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.statuses[a.status]++
-		s.mu.Unlock()
-	}()
-	if scripted != nil {
-		body := scripted.Body
-		if scripted.Echo {
-			body += " (" + r.Method + " " + r.URL.RequestURI() + " HTTP/1.1)"
-		}
-		status := scripted.Status
-		if status == 0 {
-			status = http.StatusOK
-		}
-		return answer{status: status, header: scripted.Header, body: body, reset: scripted.Reset}
-	}
+func (s *Server) handle(r *http.Request, clock func() time.Time, calls *notifytest.Calls) notifytest.Answer {
 	if r.URL.Path != s.Path {
 		return failure(http.StatusNotFound, "no endpoint at %s", r.URL.Path)
 	}
@@ -246,7 +171,7 @@ func (s *Server) handle(r *http.Request) (a answer) {
 	if err := s.wh.VerifyIgnoringTimestamp(body, r.Header); err != nil {
 		return failure(http.StatusUnauthorized, "%v", err)
 	}
-	now := s.now()
+	now := clock()
 	secs, err := strconv.ParseInt(r.Header.Get("webhook-timestamp"), 10, 64)
 	if err != nil {
 		return failure(http.StatusUnauthorized, "webhook-timestamp is not Unix seconds")
@@ -265,26 +190,20 @@ func (s *Server) handle(r *http.Request) (a answer) {
 	defer s.mu.Unlock()
 	if s.ids[id] {
 		s.repeats++
-		return answer{status: http.StatusOK, body: `{"status":"duplicate"}`}
+		return notifytest.Answer{Body: []byte(`{"status":"duplicate"}`)}
 	}
 	if s.PerMinute > 0 {
-		recent := s.accepted[:0:0]
-		for _, t := range s.accepted {
-			if now.Sub(t) < time.Minute {
-				recent = append(recent, t)
-			}
-		}
-		if len(recent) >= s.PerMinute {
+		if recent := calls.Recent("", now, time.Minute); len(recent) >= s.PerMinute {
 			wait := recent[0].Add(time.Minute).Sub(now)
 			a := failure(http.StatusTooManyRequests, "over %d requests a minute", s.PerMinute)
-			a.header = http.Header{"Retry-After": {strconv.Itoa(int((wait + time.Second - 1) / time.Second))}}
+			a.Header = http.Header{"Retry-After": {strconv.Itoa(int((wait + time.Second - 1) / time.Second))}}
 			return a
 		}
 	}
-	s.accepted = append(s.accepted, now)
+	calls.Record("", now)
 	s.ids[id] = true
 	s.deliveries = append(s.deliveries, Delivery{ID: id, Timestamp: ts, Header: r.Header.Clone(), Body: body, Payload: p, Received: now})
-	return answer{status: http.StatusOK, body: `{"status":"ok"}`}
+	return notifytest.Answer{Body: []byte(`{"status":"ok"}`)}
 }
 
 // checkPayload decodes body strictly and checks the documented schema:

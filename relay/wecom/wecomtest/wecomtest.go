@@ -3,23 +3,21 @@
 // minute per key counted whether or not they succeed (then 45009), valid
 // UTF-8 (40033), a known msgtype (40008), markdown content within 4096
 // bytes and text content within 2048 (40058). It records what it accepted
-// and can be told to fail, or to echo the request URL in its errmsg the
-// way a gateway might.
+// and can be told to fail (notifytest's faults), or to echo the request URL
+// in its errmsg the way a gateway might.
 package wecomtest
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 	"unicode/utf8"
+
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/notify/notifytest"
 )
 
 // Limits WeCom applies.
@@ -57,36 +55,25 @@ type Reply struct {
 	EchoURL bool
 }
 
-// Fault is a kind of injected failure.
-type Fault int
-
-const (
-	// FaultBadGateway answers HTTP 502 with an HTML body.
-	FaultBadGateway Fault = iota + 1
-	// FaultReset closes the connection without an answer.
-	FaultReset
-)
-
 // Server is a fake WeCom robot API. Use it as an http.Handler (with
-// Start) or through Transport for tests without sockets.
+// Start) or through Transport for tests without sockets; the embedded
+// Double injects faults and counts requests, and MaxInWindow counts every
+// request to a known key, failed ones included: what WeCom's limit counts.
 type Server struct {
-	// Now is the server's clock; nil means time.Now.
-	Now func() time.Time
+	*notifytest.Double
+
+	script notifytest.Script[Reply]
 
 	mu       sync.Mutex
 	keys     map[string]bool
-	calls    map[string][]time.Time // per key, every request's time
 	messages []Message
-	script   []Reply
-	faults   int
-	fault    Fault
 	replies  map[int]int
-	requests int
 }
 
 // New returns a server that knows the given webhook keys.
 func New(keys ...string) *Server {
-	s := &Server{keys: map[string]bool{}, calls: map[string][]time.Time{}, replies: map[int]int{}}
+	s := &Server{keys: map[string]bool{}, replies: map[int]int{}}
+	s.Double = notifytest.New(s.answer)
 	for _, k := range keys {
 		s.keys[k] = true
 	}
@@ -103,16 +90,7 @@ func (s *Server) Start(t interface{ Cleanup(func()) }) string {
 
 // Script queues answers for the next requests, before any check.
 func (s *Server) Script(replies ...Reply) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.script = append(s.script, replies...)
-}
-
-// Faults makes the next n requests fail in the given way.
-func (s *Server) Faults(f Fault, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.fault, s.faults = f, n
+	s.script.Add("", replies...)
 }
 
 // Messages returns the accepted messages.
@@ -129,124 +107,21 @@ func (s *Server) Replies(code int) int {
 	return s.replies[code]
 }
 
-// Requests returns how many requests arrived, faults included.
-func (s *Server) Requests() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.requests
-}
-
-// MaxInWindow returns the most requests key had in any window of the
-// given length, failed ones included: what WeCom's limit counts.
-func (s *Server) MaxInWindow(key string, window time.Duration) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	times := s.calls[key]
-	best, j := 0, 0
-	for i := range times {
-		for times[i].Sub(times[j]) >= window {
-			j++
-		}
-		best = max(best, i-j+1)
+// answer is the reply to r: the next scripted one, else WeCom's.
+func (s *Server) answer(r *http.Request, clock func() time.Time, calls *notifytest.Calls) notifytest.Answer {
+	scripted, ok := s.script.Next("")
+	if !ok {
+		code, msg := s.handle(r, clock, calls)
+		return notifytest.Answer{Body: s.encode(code, msg)}
 	}
-	return best
-}
-
-func (s *Server) now() time.Time {
-	if s.Now != nil {
-		return s.Now()
+	echo := ""
+	if scripted.EchoURL {
+		echo = " request: " + notifytest.RequestLine(r)
 	}
-	return time.Now()
-}
-
-// injected returns the fault this request suffers, if any.
-func (s *Server) injected() Fault {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.requests++
-	if s.faults > 0 {
-		s.faults--
-		return s.fault
+	if scripted.Raw != "" {
+		return notifytest.Answer{Status: scripted.Status, Body: []byte(scripted.Raw + echo)}
 	}
-	return 0
-}
-
-// ServeHTTP implements the robot send API.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	switch s.injected() {
-	case FaultBadGateway:
-		w.Header().Set("Content-Type", "text/html")
-		w.WriteHeader(http.StatusBadGateway)
-		io.WriteString(w, "<html><body>502 Bad Gateway</body></html>")
-		return
-	case FaultReset:
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				if tc, ok := conn.(*net.TCPConn); ok {
-					tc.SetLinger(0)
-				}
-				conn.Close()
-				return
-			}
-		}
-		w.WriteHeader(http.StatusBadGateway)
-		return
-	}
-	status, body := s.answer(r)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	w.Write(body)
-}
-
-// Transport returns a RoundTripper that calls s directly, without sockets,
-// for tests on virtual time (testing/synctest).
-func (s *Server) Transport() http.RoundTripper { return roundTripper{s} }
-
-type roundTripper struct{ s *Server }
-
-func (rt roundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Body != nil {
-		defer r.Body.Close()
-	}
-	switch rt.s.injected() {
-	case FaultReset:
-		return nil, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
-	case FaultBadGateway:
-		return &http.Response{StatusCode: 502, Body: io.NopCloser(strings.NewReader("bad gateway")), Header: http.Header{}, Request: r}, nil
-	}
-	status, body := rt.s.answer(r)
-	return &http.Response{
-		StatusCode: status, Status: http.StatusText(status), Request: r,
-		Header: http.Header{"Content-Type": {"application/json"}},
-		Body:   io.NopCloser(bytes.NewReader(body)),
-	}, nil
-}
-
-// answer is the reply to r: its status and body.
-func (s *Server) answer(r *http.Request) (int, []byte) {
-	s.mu.Lock()
-	var scripted *Reply
-	if len(s.script) > 0 {
-		scripted = &s.script[0]
-		s.script = s.script[1:]
-	}
-	s.mu.Unlock()
-	if scripted != nil {
-		status := scripted.Status
-		if status == 0 {
-			status = http.StatusOK
-		}
-		echo := ""
-		if scripted.EchoURL {
-			echo = " request: " + r.Method + " " + r.URL.RequestURI()
-		}
-		if scripted.Raw != "" {
-			return status, []byte(scripted.Raw + echo)
-		}
-		return status, s.encode(scripted.ErrCode, scripted.ErrMsg+echo)
-	}
-	code, msg := s.handle(r)
-	return http.StatusOK, s.encode(code, msg)
+	return notifytest.Answer{Status: scripted.Status, Body: s.encode(scripted.ErrCode, scripted.ErrMsg+echo)}
 }
 
 func (s *Server) encode(code int, msg string) []byte {
@@ -274,22 +149,18 @@ const hint = ", hint: [1700000000_0_0123456789abcdef], from ip: 203.0.113.7, mor
 
 // handle checks a request the way WeCom does and returns its errcode and
 // errmsg.
-func (s *Server) handle(r *http.Request) (int, string) {
+func (s *Server) handle(r *http.Request, clock func() time.Time, calls *notifytest.Calls) (int, string) {
 	key := r.URL.Query().Get("key")
 	if r.URL.Path != Path || r.Method != http.MethodPost {
 		return 93000, "invalid webhook url" + hint + "93000"
 	}
-	now := s.now()
+	now := clock()
 	s.mu.Lock()
 	known := s.keys[key]
 	recent := 0
 	if known {
-		for _, t := range s.calls[key] {
-			if now.Sub(t) < time.Minute {
-				recent++
-			}
-		}
-		s.calls[key] = append(s.calls[key], now)
+		recent = len(calls.Recent(key, now, time.Minute))
+		calls.Record(key, now)
 	}
 	s.mu.Unlock()
 	if !known {
