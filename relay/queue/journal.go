@@ -45,7 +45,8 @@ type journalSink interface {
 	// commit stores items durably, with the position after the last of
 	// them, in one transaction.
 	commit(items []moveItem) error
-	// committed is told what a commit of the mover stored.
+	// committed is told what a commit of the mover stored, before sync
+	// returns for it.
 	committed(items []moveItem)
 	// damaged keeps a record replay found intact but could not decode.
 	damaged(payload []byte, err error) error
@@ -289,8 +290,10 @@ func (j *journal) mover() {
 
 		err := j.sink.commit(batch)
 		if err == nil {
-			// Before sync can return: what it waited for is off the journal.
+			// Before sync can return: what it waited for is off the
+			// journal and counted.
 			j.dropMoved(batch)
+			j.sink.committed(batch)
 		}
 
 		j.mu.Lock()
@@ -314,7 +317,6 @@ func (j *journal) mover() {
 		j.moverErr = nil
 		j.moved.Broadcast()
 		j.mu.Unlock()
-		j.sink.committed(batch)
 	}
 }
 
