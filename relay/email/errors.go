@@ -48,7 +48,7 @@ func (r *Receiver) dialError(err error) *notify.Error {
 	case notify.TLSFailure(err):
 		return r.fail(notify.Refused, "tls", r.tlsHint(err), err)
 	case errors.As(err, &tp) && tp.Code >= 400 && tp.Code < 500:
-		return r.fail(notify.Retry, smtpCode(tp.Code), fmt.Sprintf("the SMTP server is busy or limits connections (%d): retried automatically", tp.Code), err)
+		return r.fail(notify.Retry, smtpCode(tp.Code), fmt.Sprintf("the SMTP server is busy or limits connections (%d): a running relay retries it by itself", tp.Code), err)
 	case errors.As(err, &tp):
 		return r.fail(notify.Refused, smtpCode(tp.Code), r.refusalHint(tp.Code), err)
 	case isNetwork(err):
@@ -71,9 +71,9 @@ func (r *Receiver) sendError(err error) *notify.Error {
 	code := se.ErrorCode()
 	switch {
 	case code == 0:
-		return r.fail(notify.Retry, "network", "the connection failed during the send: retried automatically", err)
+		return r.fail(notify.Retry, "network", "the connection failed during the send: a running relay retries it by itself", err)
 	case code >= 400 && code < 500:
-		return r.fail(notify.Retry, smtpCode(code), fmt.Sprintf("the server deferred the mail (%d, greylisting, a full queue or a rate limit): retried automatically", code), err)
+		return r.fail(notify.Retry, smtpCode(code), fmt.Sprintf("the server deferred the mail (%d, greylisting, a full queue or a rate limit): a running relay retries it by itself", code), err)
 	case se.Reason == gomail.ErrSMTPMailFrom:
 		return r.fail(notify.Refused, smtpCode(code), fmt.Sprintf("the server refuses the sender %s (%d): set RELAY_SMTP_FROM to an address this SMTP account may send as", r.from.Address, code), err)
 	case code == 552:
@@ -81,7 +81,7 @@ func (r *Receiver) sendError(err error) *notify.Error {
 	case code >= 500 && code < 600:
 		return r.fail(notify.Rejected, smtpCode(code), fmt.Sprintf("the server refused the mail for good (%d, e.g. a mailbox that does not exist): the alerts become dead letters; check to in the routes file, then replay them", code), err)
 	}
-	return r.fail(notify.Retry, smtpCode(code), fmt.Sprintf("unexpected SMTP reply %d: retried automatically", code), err)
+	return r.fail(notify.Retry, smtpCode(code), fmt.Sprintf("unexpected SMTP reply %d: a running relay retries it by itself", code), err)
 }
 
 func smtpCode(code int) string { return "smtp_" + strconv.Itoa(code) }
@@ -126,15 +126,15 @@ func (r *Receiver) networkHint(err error) string {
 	var dnsErr *net.DNSError
 	switch {
 	case errors.As(err, &dnsErr):
-		return "cannot resolve the SMTP host: check RELAY_SMTP_URL and DNS; retried automatically"
+		return "cannot resolve the SMTP host: check RELAY_SMTP_URL and DNS; a running relay retries it by itself"
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused: check the host and port in RELAY_SMTP_URL; retried automatically"
+		return "connection refused: check the host and port in RELAY_SMTP_URL; a running relay retries it by itself"
 	case errors.Is(err, context.DeadlineExceeded) || notify.IsTimeout(err):
-		hint := "the SMTP server did not answer in time: retried automatically; check that the firewall lets this relay reach the port (many clouds block port 25)"
+		hint := "the SMTP server did not answer in time: a running relay retries it by itself; check that the firewall lets this relay reach the port (many clouds block port 25)"
 		if !r.smtp.ImplicitTLS && r.smtp.Port == DefaultPortTLS {
 			hint += "; port 465 wants smtps://"
 		}
 		return hint
 	}
-	return "the connection to the SMTP server failed: retried automatically"
+	return "the connection to the SMTP server failed: a running relay retries it by itself"
 }

@@ -79,7 +79,7 @@ func (r *Receiver) statusError(status int, raw []byte, readErr error) *notify.Er
 	switch {
 	case status >= 500, status == http.StatusRequestTimeout, status >= 200 && status < 300:
 		e.Verdict = notify.Retry
-		e.Hint = fmt.Sprintf("HTTP %d without a Feishu answer (a gateway or proxy failed): retried automatically; if it persists check url and HTTPS_PROXY", status)
+		e.Hint = fmt.Sprintf("HTTP %d without a Feishu answer (a gateway or proxy failed): a running relay retries it by itself; if it persists check url and HTTPS_PROXY", status)
 	case status == http.StatusTooManyRequests:
 		e.Verdict, e.Wait = notify.Throttled, ThrottleWait
 		e.Hint = "a gateway in front of Feishu throttles the relay: alerts wait and go out as a digest"

@@ -379,9 +379,9 @@ func TestReplyWithoutCode(t *testing.T) {
 		verdict notify.Verdict
 		hint    string
 	}{
-		{200, "<html>captive portal</html>", notify.Retry, "retried"},
-		{200, `{"data":{}}`, notify.Retry, "retried"},
-		{502, "", notify.Retry, "retried"},
+		{200, "<html>captive portal</html>", notify.Retry, "a running relay retries it"},
+		{200, `{"data":{}}`, notify.Retry, "a running relay retries it"},
+		{502, "", notify.Retry, "a running relay retries it"},
 		{429, "slow down", notify.Throttled, "throttles"},
 		{404, "not found", notify.Refused, "url of receiver ops"},
 		{307, "", notify.Refused, "redirects"},

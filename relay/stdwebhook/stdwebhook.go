@@ -360,9 +360,9 @@ func Classify(status int) (notify.Verdict, string) {
 	case status == http.StatusTooManyRequests:
 		return notify.Throttled, "the endpoint throttles the relay (429): alerts wait and go out as a digest; lower rate_per_minute under the endpoint's limit"
 	case status >= 500:
-		return notify.Retry, fmt.Sprintf("the endpoint failed (HTTP %d): retried automatically; if it persists check the endpoint's logs", status)
+		return notify.Retry, fmt.Sprintf("the endpoint failed (HTTP %d): a running relay retries it by itself; if it persists check the endpoint's logs", status)
 	case status == http.StatusRequestTimeout:
-		return notify.Retry, "the endpoint timed out reading the request (408): retried automatically"
+		return notify.Retry, "the endpoint timed out reading the request (408): a running relay retries it by itself"
 	case status >= 300 && status < 400:
 		return notify.Refused, "the URL redirects, and redirects are not followed (they would carry the signed alert elsewhere): put the final URL in url"
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
@@ -374,7 +374,7 @@ func Classify(status int) (notify.Verdict, string) {
 	case status >= 400 && status < 500:
 		return notify.Rejected, fmt.Sprintf("the endpoint refused these alerts (HTTP %d): they become dead letters; fix what the detail says, then replay them", status)
 	}
-	return notify.Retry, fmt.Sprintf("unexpected HTTP %d: retried automatically", status)
+	return notify.Retry, fmt.Sprintf("unexpected HTTP %d: a running relay retries it by itself", status)
 }
 
 // RetryAfter reads a Retry-After header, delay-seconds or an HTTP date, as

@@ -46,7 +46,7 @@ func (r *Receiver) codeError(errcode int, errmsg string) *notify.Error {
 	where := "url (or key, key_file) of receiver " + r.name + " in the routes file"
 	switch errcode {
 	case CodeBusy:
-		e.Hint = "WeCom is busy: retried automatically"
+		e.Hint = "WeCom is busy: a running relay retries it by itself"
 	case CodeRateLimited:
 		e.Hint = "WeCom allows a robot 20 messages a minute, failed ones included: is another system sending through the same robot? Alerts wait a minute and go out as a digest"
 	case CodeInvalidKey:
@@ -77,7 +77,7 @@ func (r *Receiver) statusError(status int, raw []byte, readErr error) *notify.Er
 	switch {
 	case status >= 500, status == http.StatusRequestTimeout, status >= 200 && status < 300:
 		e.Verdict = notify.Retry
-		e.Hint = fmt.Sprintf("HTTP %d without a WeCom answer (a gateway or proxy failed): retried automatically; if it persists check api_url and HTTPS_PROXY", status)
+		e.Hint = fmt.Sprintf("HTTP %d without a WeCom answer (a gateway or proxy failed): a running relay retries it by itself; if it persists check api_url and HTTPS_PROXY", status)
 	case status == http.StatusTooManyRequests:
 		e.Verdict, e.Wait = notify.Throttled, ThrottleWait
 		e.Hint = "a gateway in front of WeCom throttles the relay: alerts wait and go out as a digest"

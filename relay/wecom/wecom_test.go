@@ -304,8 +304,8 @@ func TestReplyWithoutErrcode(t *testing.T) {
 		verdict notify.Verdict
 		hint    string
 	}{
-		{200, "<html>captive portal</html>", notify.Retry, "retried"},
-		{503, "", notify.Retry, "retried"},
+		{200, "<html>captive portal</html>", notify.Retry, "a running relay retries it"},
+		{503, "", notify.Retry, "a running relay retries it"},
 		{429, "slow down", notify.Throttled, "throttles"},
 		{404, "not found", notify.Refused, "api_url of receiver ops"},
 		{302, "", notify.Refused, "redirects"},
