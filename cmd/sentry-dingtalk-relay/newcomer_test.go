@@ -68,8 +68,17 @@ func TestRoutesFileKeepsTheEnvRobots(t *testing.T) {
 	if status != 200 || answer["reason"] != "no route matches this alert" {
 		t.Fatalf("%d %v", status, answer)
 	}
-	if logs := p.logs.String(); !strings.Contains(logs, "level=WARN msg=\"no route takes every alert") || !strings.Contains(logs, "level=WARN msg=\"no route matches this alert") || !strings.Contains(logs, "project=web") {
-		t.Errorf("the lost alert is not logged at warn:\n%s", logs)
+	// The log reaches the test through a pipe, after the answer.
+	logged := func() bool {
+		logs := p.logs.String()
+		return strings.Contains(logs, "level=WARN msg=\"no route takes every alert") && strings.Contains(logs, "level=WARN msg=\"no route matches this alert") && strings.Contains(logs, "project=web")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !logged() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !logged() {
+		t.Errorf("the lost alert is not logged at warn:\n%s", p.logs)
 	}
 	if _, metrics := p.get(t, "/metrics"); !strings.Contains(metrics, `webhooks_received_total{action="created",outcome="no_route",resource="issue"} 1`) {
 		t.Errorf("no_route not counted")
