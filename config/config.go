@@ -198,6 +198,12 @@ func (c *Config) validate() error {
 	if err := c.validActions(); err != nil {
 		return err
 	}
+	switch {
+	case c.SMTPURL != "" && strings.TrimSpace(c.SMTPFrom) == "":
+		return errors.New("RELAY_SMTP_URL is set but RELAY_SMTP_FROM is not: mails need a From address (Sentry <alerts@example.com>)")
+	case c.SMTPURL == "" && c.SMTPFrom != "":
+		return errors.New("RELAY_SMTP_FROM is set but RELAY_SMTP_URL is not: set the mail server (smtp://user:pass@host:587 or smtps://…:465)")
+	}
 	if c.SMTPURL != "" {
 		smtp, err := email.ParseSMTPURL(c.SMTPURL)
 		if err != nil {

@@ -133,6 +133,8 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{[]string{"SENTRY_CLIENT_SECRET=abc def"}, "SENTRY_CLIENT_SECRET line 1: contains a space"},
 		{[]string{"DINGTALK_AT_MOBILES=138-0000-0000"}, `DINGTALK_AT_MOBILES entry 1: "138-0000-0000" is not a mobile number DingTalk can ping: digits only (13800000000), or +country code`},
 		{[]string{"RELAY_MAX_AGE=1d"}, `RELAY_MAX_AGE: "1d" is not a duration: use Go durations such as 24h`},
+		{[]string{"RELAY_SMTP_URL=smtp://u:p@mail.example.com:587"}, "RELAY_SMTP_URL is set but RELAY_SMTP_FROM is not"},
+		{[]string{"RELAY_SMTP_FROM=alerts@example.com"}, "RELAY_SMTP_FROM is set but RELAY_SMTP_URL is not"},
 		{[]string{"RELAY_ADDR=8080"}, `RELAY_ADDR: "8080" is not host:port: did you mean :8080`},
 		{[]string{"RELAY_ADDR=localhost"}, `RELAY_ADDR: "localhost" is not host:port (e.g. :8080`},
 		{[]string{"RELAY_TIMEZONE=CST"}, `RELAY_TIMEZONE: unknown time zone "CST": use an IANA name such as Asia/Shanghai`},
