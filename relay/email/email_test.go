@@ -24,6 +24,7 @@ import (
 
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter/sentry"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter/sentry/sentrytest"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/email"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/email/emailtest"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/notify"
@@ -662,11 +663,7 @@ func TestGolden(t *testing.T) {
 	zone, _ := time.LoadLocation("Asia/Shanghai")
 	var items []formatter.Item
 	for _, name := range []string{"event_alert.triggered.json", "issue.created.json", "metric_alert.critical.mock.json"} {
-		raw, err := os.ReadFile(filepath.Join("testdata", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		w, err := sentry.Parse(strings.SplitN(name, ".", 2)[0], raw, sentry.Options{SentryURL: "https://sentry.example.com", Received: now})
+		w, err := sentry.Parse(sentrytest.Resource(name), sentrytest.Fixture(t, name), sentry.Options{SentryURL: "https://sentry.example.com", Received: now})
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}

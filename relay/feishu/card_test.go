@@ -19,6 +19,7 @@ import (
 
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter/sentry"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter/sentry/sentrytest"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/feishu"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/feishu/feishutest"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/notify"
@@ -38,29 +39,17 @@ func receiver(t testing.TB, lang, keyword string) *feishu.Receiver {
 	return r
 }
 
-// fixtures parses the Sentry payloads in testdata/sentry.
+// fixtures parses the Sentry payloads the golden cards show.
 func fixtures(t *testing.T) map[string]formatter.Alert {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join("testdata", "sentry", "*.json"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no fixtures: %v", err)
-	}
 	out := map[string]formatter.Alert{}
-	for _, f := range files {
-		name := strings.TrimSuffix(filepath.Base(f), ".json")
-		resource := strings.SplitN(name, ".", 2)[0]
-		if strings.HasPrefix(name, "legacy_webhook") {
-			resource = ""
-		}
-		body, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w, err := sentry.Parse(resource, body, sentry.Options{SentryURL: "https://sentry.example.com", Received: time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)})
+	for _, name := range []string{"event_alert.triggered.json", "event_alert.triggered.uptime.json", "issue.created.json",
+		"issue.resolved.mock.json", "legacy_webhook.json", "metric_alert.critical.mock.json"} {
+		w, err := sentry.Parse(sentrytest.Resource(name), sentrytest.Fixture(t, name), sentry.Options{SentryURL: "https://sentry.example.com", Received: time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)})
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		out[name] = w.Alert
+		out[strings.TrimSuffix(name, ".json")] = w.Alert
 	}
 	return out
 }

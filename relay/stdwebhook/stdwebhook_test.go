@@ -22,6 +22,7 @@ import (
 
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter/sentry"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter/sentry/sentrytest"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/notify"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/stdwebhook"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/stdwebhook/stdwebhooktest"
@@ -628,11 +629,7 @@ func TestGolden(t *testing.T) {
 	zone, _ := time.LoadLocation("Asia/Shanghai")
 	var items []formatter.Item
 	for _, name := range []string{"event_alert.triggered.json", "issue.created.json", "metric_alert.critical.mock.json"} {
-		raw, err := os.ReadFile(filepath.Join("testdata", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		w, err := sentry.Parse(strings.SplitN(name, ".", 2)[0], raw, sentry.Options{SentryURL: "https://sentry.example.com", Received: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)})
+		w, err := sentry.Parse(sentrytest.Resource(name), sentrytest.Fixture(t, name), sentry.Options{SentryURL: "https://sentry.example.com", Received: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)})
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
