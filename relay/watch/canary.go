@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/getsentry/sentry-go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -361,7 +360,7 @@ func (c *Canary) send(ctx context.Context, id string) error {
 		// An event processor dropped it, or the SDK's transport skipped it.
 		return errors.New("the SDK did not send the event")
 	case status != http.StatusOK:
-		return scrubErr(fmt.Errorf("Sentry answered HTTP %d: %s", status, shorten(strings.TrimSpace(body), 200)), c.cfg.DSN)
+		return scrubErr(fmt.Errorf("Sentry answered HTTP %d: %s", status, formatter.Shorten(strings.TrimSpace(body), 200)), c.cfg.DSN)
 	}
 	return nil
 }
@@ -475,7 +474,7 @@ func (c *Canary) warning(reason, id string, since time.Time, sendErr error) form
 	sinceText := formatTime(since, c.cfg.Zone)
 	if reason == ReasonSend {
 		a.Title = w.canarySendTitle
-		a.Message = w.canarySend(shortEventID(id), sinceText, shorten(sendErr.Error(), 100))
+		a.Message = w.canarySend(shortEventID(id), sinceText, formatter.Shorten(sendErr.Error(), 100))
 	} else {
 		a.Title = w.canaryTimeoutTitle(w.duration(c.cfg.Timeout))
 		a.Message = w.canaryTimeout(shortEventID(id), sinceText, w.duration(c.cfg.Timeout))
@@ -515,12 +514,4 @@ func mask(k string) string {
 		return "****"
 	}
 	return "****" + k[len(k)-4:]
-}
-
-func shorten(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n-1]) + "…"
 }
