@@ -5,6 +5,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/notify/notifytest"
 )
 
 // fixed is a Window used at one rate, as the dispatcher uses it for one
@@ -38,23 +40,12 @@ func sendAll(t *testing.T, w fixed, robot string, n int) []time.Time {
 	return times
 }
 
-func maxInWindow(times []time.Time, window time.Duration) int {
-	best, j := 0, 0
-	for i := range times {
-		for times[i].Sub(times[j]) >= window {
-			j++
-		}
-		best = max(best, i-j+1)
-	}
-	return best
-}
-
 func TestNeverMoreThanLimitPerMinute(t *testing.T) {
 	for _, limit := range []int{1, 5, 18, 20} {
 		synctest.Test(t, func(t *testing.T) {
 			w := at(limit)
 			times := sendAll(t, w, "a", 200)
-			if got := maxInWindow(times, Period); got > limit {
+			if got := notifytest.MaxInWindow(times, Period); got > limit {
 				t.Errorf("limit %d: %d sends in one minute", limit, got)
 			}
 			// The budget is used: 200 sends take about 200/limit minutes.
@@ -157,10 +148,10 @@ func TestPerSecondCapsTheBurst(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := fixed{NewWindow(Period, nil), Rate{PerMinute: 90, PerSecond: 5}}
 		times := sendAll(t, w, "feishu", 90)
-		if got := maxInWindow(times, time.Second); got > 5 {
+		if got := notifytest.MaxInWindow(times, time.Second); got > 5 {
 			t.Errorf("%d sends in one second, want at most 5", got)
 		}
-		if got := maxInWindow(times, Period); got > 90 {
+		if got := notifytest.MaxInWindow(times, Period); got > 90 {
 			t.Errorf("%d sends in one minute, want at most 90", got)
 		}
 	})
@@ -174,7 +165,7 @@ func TestEachRobotHasItsOwnRate(t *testing.T) {
 		if wait, _ := slow.Take(context.Background(), "slow"); wait == 0 {
 			t.Error("the slow robot went over its 2 a minute")
 		}
-		if got := maxInWindow(sendAll(t, fast, "fast", 120), Period); got > 60 || got < 30 {
+		if got := notifytest.MaxInWindow(sendAll(t, fast, "fast", 120), Period); got > 60 || got < 30 {
 			t.Errorf("the fast robot sent %d in a minute, want up to its own 60", got)
 		}
 	})

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/notify/notifytest"
+
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 )
@@ -53,7 +55,7 @@ func TestRedisWindowSharedByReplicas(t *testing.T) {
 	defer c.Close()
 	replicas := []fixedRedis{atRedis(c, 18, "a"), atRedis(c, 18, "b"), atRedis(c, 18, "c")}
 	times := sharedSends(t, m, replicas, 100)
-	if got := maxInWindow(times, Period); got > 18 {
+	if got := notifytest.MaxInWindow(times, Period); got > 18 {
 		t.Errorf("%d sends in one minute across 3 replicas", got)
 	}
 	// Paced: a burst of 4, then the budget spread (no minute of silence).
@@ -118,7 +120,7 @@ func TestRedisPerSecond(t *testing.T) {
 	defer c.Close()
 	l := fixedRedis{NewRedis(c, Period, "a", nil), Rate{PerMinute: 90, PerSecond: 5}}
 	times := sharedSends(t, m, []fixedRedis{l}, 60)
-	if got := maxInWindow(times, time.Second); got > 5 {
+	if got := notifytest.MaxInWindow(times, time.Second); got > 5 {
 		t.Errorf("%d sends in one second, want at most 5", got)
 	}
 }

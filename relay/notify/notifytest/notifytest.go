@@ -271,7 +271,12 @@ func (c *Calls) Recent(key string, now time.Time, window time.Duration) []time.T
 func (c *Calls) MaxInWindow(key string, window time.Duration) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	times := c.times[key]
+	return MaxInWindow(c.times[key], window)
+}
+
+// MaxInWindow returns the most of times (ascending) that fall in any window
+// of the given length: what a service's per-minute limit counts.
+func MaxInWindow(times []time.Time, window time.Duration) int {
 	best, j := 0, 0
 	for i := range times {
 		for times[i].Sub(times[j]) >= window {
