@@ -25,8 +25,6 @@ type Want struct {
 	Fonts int
 }
 
-const zwsp = "\u200b"
-
 var (
 	linkRE    = regexp.MustCompile(`\]\(([^)\s]*)\)`)
 	imageRE   = regexp.MustCompile(`!\[[^\]\n]*\]\(`)

@@ -279,12 +279,6 @@ func digestText(d digest) string {
 	return b.String()
 }
 
-// styleOf is the look of a level, as formatter.StyleOf gives it.
-func styleOf(level string) formatter.LevelStyle {
-	_, st := formatter.StyleOf(formatter.Alert{Level: level})
-	return st
-}
-
 func subject(a formatter.Alert) string {
 	title := line(a.Title, subjectRunes)
 	if title == "" {
