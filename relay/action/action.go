@@ -31,6 +31,7 @@ import (
 
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/formatter"
 	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/metrics"
+	"github.com/sentry-dingtalk-relay/sentry-dingtalk-relay/relay/notify"
 )
 
 // DefaultTTL is how long a link works unless RELAY_ACTION_TTL says otherwise.
@@ -168,7 +169,7 @@ func New(cfg Config) (*Service, error) {
 		s.now = time.Now
 	}
 	if s.sentry.http == nil {
-		s.sentry.http = newHTTPClient()
+		s.sentry.http = notify.NewHTTPClient()
 	}
 	for _, k := range actions {
 		for _, o := range outcomes {
